@@ -1,0 +1,100 @@
+"""Blocks as files: one file per block, sharded into sub-directories, like Kubo's flatfs.
+
+Layout: ``<root>/<last two characters of the CID>/<CID>``. The two characters give 256 shard
+directories for our CIDs (the last base32 character of a 36-byte CID carries only 3 bits), which
+keeps directories to tens of thousands of entries at 10 million blocks.
+
+A write goes to a temporary file in the shard directory, is flushed, and is renamed into place, so
+a reader never sees a partial block and a crash leaves at most a dot-prefixed temporary file, which
+listing skips. Puts are idempotent: an existing block is not rewritten. The store trusts the CID a
+caller passes with the data; readers verify every block against its CID (see ``storage.stores``),
+so a wrong or damaged file is caught where it matters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from storage.cid import cid_decode
+
+_TMP_PREFIX = ".tmp-"
+_FILE_MODE = 0o644
+
+
+class MissingBlock(KeyError):
+    """No file for this CID in the block store."""
+
+
+class FlatFsBlockstore:
+    def __init__(self, root: Path, *, fsync: bool = True) -> None:
+        # fsync=False is for tests and throwaway stores: rename alone is atomic but not durable.
+        self.root = Path(root)
+        self.fsync = fsync
+
+    def path_for(self, cid: str) -> Path:
+        # The CID becomes a file name: validating it (InvalidCid otherwise) rules out path
+        # traversal and a second spelling of one block.
+        cid_decode(cid)
+        return self.root / cid[-2:] / cid
+
+    def has(self, cid: str) -> bool:
+        return self.path_for(cid).is_file()
+
+    def get(self, cid: str) -> bytes:
+        try:
+            return self.path_for(cid).read_bytes()
+        except FileNotFoundError:
+            raise MissingBlock(cid) from None
+
+    def put(self, cid: str, data: bytes) -> bool:
+        """Store ``data`` under ``cid``; return False when the block was already there."""
+        path = self.path_for(cid)
+        if path.exists():
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fchmod(fh.fileno(), _FILE_MODE)  # mkstemp creates 0600
+                if self.fsync:
+                    os.fsync(fh.fileno())
+            # A concurrent put of the same CID may win the rename: same bytes either way.
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        if self.fsync:
+            _fsync_dir(path.parent)
+        return True
+
+    def delete(self, cid: str) -> None:
+        """Remove a block; a missing block is not an error (deletes are idempotent)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.path_for(cid).unlink()
+
+    def __iter__(self) -> Iterator[str]:
+        """Every stored CID, in no particular order (for garbage collection and audits)."""
+        if not self.root.is_dir():
+            return
+        for shard in self.root.iterdir():
+            if not shard.is_dir() or len(shard.name) != 2:
+                continue
+            for entry in shard.iterdir():
+                if not entry.name.startswith(".") and entry.name.endswith(shard.name):
+                    yield entry.name
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable; without it a power cut can lose a block whose root is kept.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
