@@ -4,3 +4,7 @@ from django.apps import AppConfig
 class QualityConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "quality"
+
+    def ready(self) -> None:
+        # Register this app's tasks in every process, so enqueue-by-name finds them (eager in tests).
+        from . import tasks  # noqa: F401

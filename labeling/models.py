@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from core.fields import TokenAmountField
+
+
+class TaskType(models.TextChoices):
+    IMAGE_CLASSIFICATION = "image_classification", "Image classification"
+    TEXT_CLASSIFICATION = "text_classification", "Text classification"
+    # Room for the next task types: their value shapes are validated by labeling.schema.
+    IMAGE_BBOX = "image_bbox", "Image bounding boxes"
+    TEXT_SPANS = "text_spans", "Text spans"
+
+
+class CampaignStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    CLOSED = "closed", "Closed"
+
+
+class Campaign(models.Model):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="campaigns")
+    title = models.CharField(max_length=200)
+    instructions = models.TextField(blank=True)
+    task_type = models.CharField(max_length=32, choices=TaskType.choices)
+    # {"classes": [{"name": "cat", "hotkey": "1", "color": "#e6194b"}, ...]}; see labeling.schema.
+    label_schema = models.JSONField()
+    min_labels = models.PositiveSmallIntegerField(default=3)
+    max_labels = models.PositiveSmallIntegerField(default=5)
+    target_confidence = models.FloatField(default=0.95)
+    gold_ratio = models.FloatField(default=0.0)
+    reward_per_label = TokenAmountField(default=0)
+    # None means no cap. A lease reserves one label's reward, so the cap holds under concurrency.
+    budget = TokenAmountField(null=True, blank=True)
+    labels_reserved = models.PositiveIntegerField(default=0)
+    # Progress counters, kept by the services so no request counts a whole campaign.
+    item_count = models.PositiveIntegerField(default=0)
+    completed_count = models.PositiveIntegerField(default=0)
+    label_count = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=CampaignStatus.choices, default=CampaignStatus.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(min_labels__gte=1), name="campaign_min_labels_positive"),
+            models.CheckConstraint(condition=Q(max_labels__gte=models.F("min_labels")), name="campaign_max_ge_min"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} (#{self.pk})"
+
+    @property
+    def class_names(self) -> list[str]:
+        return [c["name"] for c in self.label_schema.get("classes", [])]
+
+
+class ItemStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    COMPLETE = "complete", "Complete"
+
+
+class Item(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items")
+    cid = models.CharField(max_length=100)
+    media_type = models.CharField(max_length=100)
+    size = models.PositiveBigIntegerField(default=0)
+    filename = models.CharField(max_length=255, blank=True)
+    # Short texts are served inline; the same bytes are also stored under `cid`.
+    text = models.TextField(blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    # Never serialized to contributors: see labeling.selectors.task_for_worker.
+    gold_label = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=ItemStatus.choices, default=ItemStatus.OPEN)
+    # Lower is served first. Set by the quality engine (uncertain items first, gold at gold_ratio).
+    priority = models.IntegerField(default=0)
+    # Leases outstanding plus labels submitted: never above the campaign's max_labels.
+    slots_taken = models.PositiveSmallIntegerField(default=0)
+    label_count = models.PositiveSmallIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "cid"], name="item_unique_cid_per_campaign"),
+        ]
+        indexes = [
+            # The next-task scan: open items of one campaign in priority order.
+            models.Index(
+                fields=["campaign", "priority", "id"],
+                name="item_open_queue",
+                condition=Q(status="open"),
+            ),
+            models.Index(fields=["cid"], name="item_cid"),
+            models.Index(fields=["campaign", "status", "id"], name="item_campaign_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.pk} {self.cid}"
+
+    @property
+    def is_gold(self) -> bool:
+        return bool(self.gold_label)
+
+
+class AssignmentStatus(models.TextChoices):
+    LEASED = "leased", "Leased"
+    SUBMITTED = "submitted", "Submitted"
+    EXPIRED = "expired", "Expired"
+
+
+class Assignment(models.Model):
+    """A lease of one item to one worker. Unique per (item, worker): nobody sees an item twice."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    worker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=16, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED)
+    leased_until = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "worker"], name="assignment_unique_item_worker"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["worker", "campaign"], name="assignment_active", condition=Q(status="leased")
+            ),
+            models.Index(
+                fields=["campaign", "leased_until"], name="assignment_expiry", condition=Q(status="leased")
+            ),
+        ]
+
+
+class Annotation(models.Model):
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    worker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
+    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="annotation")
+    # The validated value, shaped by task type; `label` is its class for classification tasks.
+    value = models.JSONField()
+    label = models.CharField(max_length=200, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["item", "worker"], name="annotation_unique_item_worker"),
+        ]
+        indexes = [models.Index(fields=["worker", "created_at"], name="annotation_worker_time")]

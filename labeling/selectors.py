@@ -1,0 +1,111 @@
+"""Reads of the labeling app, for its own views and for quality, rewards and datasets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from accounts.models import User
+from core.errors import NotFound, PermissionDenied
+
+from .models import Annotation, Assignment, Campaign, CampaignStatus, Item, ItemStatus
+
+
+def campaign_list_for(*, user: User) -> QuerySet[Campaign]:
+    qs = Campaign.objects.select_related("owner").order_by("-id")
+    if user.is_staff:
+        return qs
+    if user.is_requester:
+        return qs.filter(Q(owner=user) | Q(status=CampaignStatus.ACTIVE))
+    return qs.filter(status=CampaignStatus.ACTIVE)
+
+
+def campaign_get_for(*, user: User, campaign_id: int) -> Campaign:
+    campaign = Campaign.objects.select_related("owner").filter(pk=campaign_id).first()
+    if campaign is None:
+        raise NotFound(f"campaign {campaign_id} does not exist", code="campaign_not_found")
+    if user.is_staff or campaign.owner_id == user.pk or campaign.status == CampaignStatus.ACTIVE:
+        return campaign
+    raise PermissionDenied("this campaign is not open to you", code="campaign_forbidden")
+
+
+def campaign_get(*, campaign_id: int) -> Campaign:
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None:
+        raise NotFound(f"campaign {campaign_id} does not exist", code="campaign_not_found")
+    return campaign
+
+
+def campaign_progress(*, campaign: Campaign) -> dict[str, int]:
+    # Counters kept by the services: O(1), never a count over the campaign's items.
+    return {"items": campaign.item_count, "completed": campaign.completed_count, "labels": campaign.label_count}
+
+
+def task_payload(*, assignment: Assignment) -> dict[str, Any]:
+    """What a contributor sees of a leased item. Never the gold label, never others' labels."""
+    item = assignment.item
+    campaign = assignment.campaign
+    payload: dict[str, Any] = {
+        "item_id": item.pk,
+        "campaign_id": campaign.pk,
+        "classes": campaign.label_schema["classes"],
+        "lease_expires_at": assignment.leased_until,
+        "media_type": item.media_type,
+    }
+    if item.text:
+        payload["text"] = item.text
+    else:
+        payload["media_url"] = f"/ipfs/{item.cid}"
+    return payload
+
+
+def worker_progress(*, campaign: Campaign, worker: User) -> dict[str, int]:
+    return {"labeled": Annotation.objects.filter(worker=worker, item__campaign=campaign).count()}
+
+
+def item_get(*, item_id: int) -> Item:
+    item = Item.objects.select_related("campaign").filter(pk=item_id).first()
+    if item is None:
+        raise NotFound(f"item {item_id} does not exist", code="item_not_found")
+    return item
+
+
+def item_labels(*, item_id: int) -> list[tuple[int, str]]:
+    """(worker id, label) of every annotation on the item, oldest first."""
+    return list(Annotation.objects.filter(item_id=item_id).order_by("id").values_list("worker_id", "label"))
+
+
+def item_annotations(*, item_id: int) -> QuerySet[Annotation]:
+    return Annotation.objects.filter(item_id=item_id).order_by("id")
+
+
+def blob_visible_to(*, user: User, cid: str) -> Item | None:
+    """An item with this CID that the user may see (owner, staff, or a worker it was leased to)."""
+    items = Item.objects.select_related("campaign").filter(cid=cid)
+    if user.is_staff:
+        return items.first()
+    return items.filter(Q(campaign__owner=user) | Q(assignments__worker=user)).first()
+
+
+def campaigns_with_completed_items() -> QuerySet[Campaign]:
+    return Campaign.objects.filter(completed_count__gt=0).order_by("-id")
+
+
+@dataclass(frozen=True)
+class CompletedItem:
+    item_id: int
+    cid: str
+    label_count: int
+
+
+def completed_items_iter(*, campaign_id: int, chunk_size: int = 2000) -> Iterator[CompletedItem]:
+    rows = (
+        Item.objects.filter(campaign_id=campaign_id, status=ItemStatus.COMPLETE)
+        .order_by("id")
+        .values_list("id", "cid", "label_count")
+    )
+    for item_id, cid, n in rows.iterator(chunk_size=chunk_size):
+        yield CompletedItem(item_id=item_id, cid=cid, label_count=n)

@@ -1,0 +1,19 @@
+"""Writes of the labeling app. Other apps call these, never the models."""
+
+from .annotations import annotation_submit
+from .campaigns import campaign_create, campaign_set_status
+from .ingest import UploadResult, items_upload
+from .items import item_complete, item_set_priority
+from .leases import leases_expire, task_lease_next
+
+__all__ = [
+    "UploadResult",
+    "annotation_submit",
+    "campaign_create",
+    "campaign_set_status",
+    "item_complete",
+    "item_set_priority",
+    "items_upload",
+    "leases_expire",
+    "task_lease_next",
+]

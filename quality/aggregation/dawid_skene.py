@@ -1,0 +1,179 @@
+"""Dawid–Skene with full confusion matrices, fitted by EM, and its gold-anchored form.
+
+Priors (why the estimates do not blow up on sparse data):
+
+- Each row of each worker's confusion matrix has a Dirichlet prior worth `prior_strength` answers,
+  centred on the *population* confusion matrix (all workers' soft counts pooled, plus one count per
+  cell). A worker seen once is therefore assumed to be an average worker, and moves away from that
+  only as its own answers accumulate. Centring on the pooled matrix rather than on a hand-picked
+  "80 % accurate" matrix keeps the prior free of per-dataset constants (empirical Bayes).
+- Class priors get one pseudo-count per class (Laplace), so a class no item currently holds keeps
+  a non-zero prior and can still be chosen.
+
+Every probability is strictly positive, so the E-step can work in log space without clipping.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quality.aggregation._numeric import (
+    FloatArray,
+    IntArray,
+    clamp_gold,
+    decide,
+    label_frequencies,
+    normalise_rows,
+    softmax_rows,
+    vote_counts,
+)
+from quality.aggregation.answers import Answers
+from quality.aggregation.result import Result
+
+DEFAULT_PRIOR_STRENGTH = 2.0
+DEFAULT_TOL = 1e-5
+DEFAULT_MAX_ITER = 200
+
+
+def soft_confusion_counts(
+    answers: Answers, *, posteriors: FloatArray, worker_label: IntArray
+) -> FloatArray:
+    """(n_workers, K, K) expected counts: [w, k, l] = sum of P(item is k) over w's answers l.
+
+    `worker_label` is `worker_idx * K + label_idx`; one bincount per true class, none per answer.
+    """
+    k = answers.n_classes
+    flat = np.empty((answers.n_workers * k, k), dtype=np.float64)
+    for true_class in range(k):
+        flat[:, true_class] = np.bincount(
+            worker_label,
+            weights=posteriors[:, true_class][answers.item_idx],
+            minlength=answers.n_workers * k,
+        )
+    # flat is indexed [w * K + l, k]; reorder to [w, k, l].
+    return flat.reshape(answers.n_workers, k, k).transpose(0, 2, 1).copy()
+
+
+def smoothed_confusions(
+    counts: FloatArray, *, prior_strength: float
+) -> tuple[FloatArray, FloatArray]:
+    """Posterior-mean confusion matrices under the pooled-population Dirichlet prior.
+
+    Returns (confusions, prior_confusion): the latter is the population matrix itself, i.e. the
+    estimate for a worker with no answers.
+    """
+    pooled = counts.sum(axis=0) + 1.0
+    prior_confusion = pooled / pooled.sum(axis=1, keepdims=True)
+    pseudo = prior_strength * prior_confusion
+    confusions = (counts + pseudo) / (counts.sum(axis=2, keepdims=True) + prior_strength)
+    return confusions, prior_confusion
+
+
+def class_priors_from(posteriors: FloatArray) -> FloatArray:
+    """Laplace-smoothed class shares of the current posteriors."""
+    k = posteriors.shape[1]
+    return (posteriors.sum(axis=0) + 1.0) / (posteriors.shape[0] + k)
+
+
+def log_likelihood_scores(
+    answers: Answers, *, log_confusions: FloatArray, log_priors: FloatArray, worker_label: IntArray
+) -> FloatArray:
+    """(n_items, K) log P(item's answers, class k): the E-step numerator, one bincount per class."""
+    k = answers.n_classes
+    # table[k, w * K + l] = log P(w answers l | true class k): a contiguous row per true class.
+    table = np.ascontiguousarray(log_confusions.transpose(1, 0, 2).reshape(k, -1))
+    scores = np.empty((answers.n_items, k), dtype=np.float64)
+    for true_class in range(k):
+        scores[:, true_class] = np.bincount(
+            answers.item_idx,
+            weights=table[true_class][worker_label],
+            minlength=answers.n_items,
+        )
+    scores += log_priors
+    return scores
+
+
+def _initial_posteriors(answers: Answers) -> FloatArray:
+    """Soft majority vote with gold clamped: the usual, deterministic EM starting point."""
+    counts = vote_counts(answers)
+    return clamp_gold(normalise_rows(counts, fallback=label_frequencies(answers)), answers)
+
+
+def dawid_skene(
+    answers: Answers,
+    *,
+    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    tol: float = DEFAULT_TOL,
+    max_iter: int = DEFAULT_MAX_ITER,
+    method: str = "dawid_skene",
+) -> Result:
+    """Full-confusion Dawid–Skene by EM (MAP under the priors in the module docstring).
+
+    Gold items in `answers`, if any, are clamped to their label in every E-step, so they also
+    anchor the worker estimates. Stops when no posterior moves by more than `tol` between two
+    iterations, or after `max_iter` iterations.
+    """
+    if prior_strength < 0:
+        raise ValueError("prior_strength must be non-negative")
+    worker_label = answers.worker_idx * answers.n_classes + answers.label_idx
+    posteriors = _initial_posteriors(answers)
+    converged = False
+    iterations = 0
+    while iterations < max_iter:
+        iterations += 1
+        counts = soft_confusion_counts(answers, posteriors=posteriors, worker_label=worker_label)
+        confusions, prior_confusion = smoothed_confusions(counts, prior_strength=prior_strength)
+        priors = class_priors_from(posteriors)
+        scores = log_likelihood_scores(
+            answers,
+            log_confusions=np.log(confusions),
+            log_priors=np.log(priors),
+            worker_label=worker_label,
+        )
+        updated, _ = softmax_rows(scores)
+        clamp_gold(updated, answers)
+        change = float(np.max(np.abs(updated - posteriors))) if updated.size else 0.0
+        posteriors = updated
+        if change < tol:
+            converged = True
+            break
+    if iterations == 0:
+        counts = soft_confusion_counts(answers, posteriors=posteriors, worker_label=worker_label)
+        confusions, prior_confusion = smoothed_confusions(counts, prior_strength=prior_strength)
+        priors = class_priors_from(posteriors)
+    # The returned confusions and priors are exactly those that produced `posteriors`, so
+    # `item_posterior` with them reproduces this result for any item.
+    quality = np.einsum("k,wkk->w", priors, confusions)
+    return Result(
+        method=method,
+        labels=decide(posteriors, class_priors=priors),
+        posteriors=posteriors,
+        class_priors=priors,
+        worker_quality=quality,
+        confusions=confusions,
+        prior_confusion=prior_confusion,
+        iterations=iterations,
+        converged=converged,
+    )
+
+
+def gold_dawid_skene(
+    answers: Answers,
+    *,
+    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    tol: float = DEFAULT_TOL,
+    max_iter: int = DEFAULT_MAX_ITER,
+) -> Result:
+    """Dawid–Skene with gold items fixed: they seed the first worker estimates and stay clamped.
+
+    Raises `ValueError` without gold, so a misconfigured campaign is not silently unanchored.
+    """
+    if not answers.gold_item_idx.size:
+        raise ValueError("gold_dawid_skene needs gold items (Answers.with_gold)")
+    return dawid_skene(
+        answers,
+        prior_strength=prior_strength,
+        tol=tol,
+        max_iter=max_iter,
+        method="gold_dawid_skene",
+    )

@@ -1,0 +1,72 @@
+"""Shared fixtures. Real services are used when configured (CI sets DATABASE_URL, REDIS_URL, ...);
+a test that needs one and cannot have it is skipped, unless KYODO_REQUIRE_SERVICES=1 (CI), where it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from accounts.models import Role, User
+from labeling.models import Campaign
+from storage.services import get_store
+
+from .factories import CampaignFactory, UserFactory
+
+REQUIRE_SERVICES = os.environ.get("KYODO_REQUIRE_SERVICES") == "1"
+
+
+def need_service(name: str, reason: str) -> None:
+    """Skip (locally) or fail (CI) a test whose real service is not available."""
+    message = f"{name} not available: {reason}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " (KYODO_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_store() -> Iterator[None]:
+    """Each test gets an empty LocalStore of its own."""
+    get_store.cache_clear()
+    yield
+    get_store.cache_clear()
+    shutil.rmtree(settings.KYODO_STORE_DIR, ignore_errors=True)
+
+
+def client_for(user: User) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def requester(db: Any) -> User:
+    return UserFactory(role=Role.REQUESTER)
+
+
+@pytest.fixture
+def contributor(db: Any) -> User:
+    return UserFactory(role=Role.CONTRIBUTOR)
+
+
+@pytest.fixture
+def buyer(db: Any) -> User:
+    return UserFactory(role=Role.BUYER)
+
+
+@pytest.fixture
+def staff(db: Any) -> User:
+    return UserFactory(role=Role.REQUESTER, is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def campaign(requester: User) -> Campaign:
+    return CampaignFactory(owner=requester)
