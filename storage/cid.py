@@ -42,7 +42,7 @@ def varint_encode(value: int) -> bytes:
     return bytes(out)
 
 
-def varint_decode(buf: bytes | memoryview, offset: int = 0) -> tuple[int, int]:
+def varint_decode(buf: bytes | bytearray | memoryview, offset: int = 0) -> tuple[int, int]:
     """Decode one varint at ``buf[offset:]``; return ``(value, offset after it)``.
 
     Rejects truncated and over-long encodings (the spec requires the minimal form, and two

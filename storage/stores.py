@@ -246,7 +246,9 @@ def _read(get_block: GetBlock, node: _Node, start: int, stop: int) -> Iterator[b
         child_end = offset + child_size
         if child_end > start:
             child = _load(get_block, child_cid, expected_size=child_size)
-            yield from _read(get_block, child, max(start - offset, 0), min(stop, child_end) - offset)
+            yield from _read(
+                get_block, child, max(start - offset, 0), min(stop, child_end) - offset
+            )
         offset = child_end
 
 

@@ -169,10 +169,9 @@ class Importer:
                 self._push(depth + 1, self._emit_node(pending))
             depth += 1
         top = levels[-1]
-        if len(top) == 1 and len(levels) == 1:
-            root = top[0]  # a single-chunk file: the raw leaf is the root
-        else:
-            root = self._emit_node(top)
+        # A single-chunk file is its raw leaf; anything bigger has a dag-pb root.
+        single_leaf = len(top) == 1 and len(levels) == 1
+        root = top[0] if single_leaf else self._emit_node(top)
         self._result = ImportResult(cid=cid_from_bytes(root.cid), size=self._size)
         return self._result
 
@@ -257,7 +256,8 @@ def decode_unixfs(data: bytes | memoryview) -> UnixFsData:
             assert isinstance(value, int)
             kind = value
         elif field == 2 and wire == _LEN:
-            inline = bytes(value)  # type: ignore[arg-type]
+            assert isinstance(value, memoryview)
+            inline = bytes(value)
         elif field == 3 and wire == _VARINT:
             assert isinstance(value, int)
             filesize = value
