@@ -35,7 +35,8 @@ process.stdin.on("data", (d) => (input += d));
 process.stdin.on("end", () => {
   const { values, dump } = JSON.parse(input);
   const tree = StandardMerkleTree.of(values, ["address", "uint256"]);
-  const out = { root: tree.root, proofs: values.map((_, i) => tree.getProof(i)), dump: tree.dump() };
+  const proofs = values.map((_, i) => tree.getProof(i));
+  const out = { root: tree.root, proofs, dump: tree.dump() };
   if (dump) {
     const loaded = StandardMerkleTree.load(dump);
     out.loadedRoot = loaded.root;
