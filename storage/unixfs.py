@@ -110,8 +110,9 @@ class Importer:
         self._sink = block_sink
         self._chunk_size = chunk_size
         self._max_links = max_links
-        # Pending input that does not fill a chunk yet; read-only views are kept as they are
-        # (no copy), writable buffers are copied because the caller may reuse them.
+        # Pending input that does not fill a chunk yet. Views of immutable bytes are kept as they
+        # are (no copy); anything else is copied, because the caller may reuse its buffer (a
+        # read-only view of a bytearray is still mutable underneath).
         self._pending: list[Buffer] = []
         self._pending_len = 0
         self._levels: list[list[_Link]] = [[]]
@@ -176,7 +177,7 @@ class Importer:
         return self._result
 
     def _hold(self, view: memoryview) -> None:
-        self._pending.append(view if view.readonly else bytes(view))
+        self._pending.append(view if isinstance(view.obj, bytes) else bytes(view))
         self._pending_len += len(view)
 
     def _add_leaf(self, block: Buffer) -> None:

@@ -186,6 +186,11 @@ def test_writable_buffers_are_copied_not_aliased() -> None:
         buf[:] = HELLO
     buf[:] = b"z" * len(buf)
     assert importer.finish().cid == expected
+    importer = Importer()
+    buf = bytearray(HELLO)
+    importer.write(memoryview(buf).toreadonly())
+    buf[:] = b"z" * len(buf)
+    assert importer.finish().cid == HELLO_CID
 
 
 def test_finish_is_idempotent_and_write_after_finish_fails() -> None:
