@@ -27,6 +27,14 @@ def _first_message(detail: Any) -> str:
     return str(detail)
 
 
+def _first_code(codes: Any) -> str:
+    if isinstance(codes, list) and codes:
+        return _first_code(codes[0])
+    if isinstance(codes, dict) and codes:
+        return _first_code(next(iter(codes.values())))
+    return str(codes) if codes else "invalid"
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
         body = {"code": exc.code, "message": exc.message, **exc.extra}
@@ -43,7 +51,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return None  # a real bug: let Django log it and answer 500
     if isinstance(exc, drf.ValidationError):
         body = {
-            "code": "invalid",
+            "code": _first_code(exc.get_codes()),
             "message": _first_message(exc.detail),
             "fields": exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail},
         }

@@ -140,10 +140,14 @@ def iter_text_rows(fp: IO[bytes], *, name: str, max_chars: int) -> Iterator[Text
     if not first:
         raise Rejected("empty file")
     lines = _decode_utf8(fp)
-    if first == b"{" or name.lower().endswith((".jsonl", ".ndjson")):
-        yield from _jsonl_rows(lines, max_chars=max_chars)
-    else:
-        yield from _csv_rows(lines, max_chars=max_chars)
+    is_jsonl = first == b"{" or name.lower().endswith((".jsonl", ".ndjson"))
+    rows = _jsonl_rows(lines, max_chars=max_chars) if is_jsonl else _csv_rows(lines, max_chars=max_chars)
+    count = 0
+    for row in rows:
+        count += 1
+        yield row
+    if count == 0:
+        raise Rejected("nothing to import: the file has no texts")
 
 
 def _row(text: Any, gold: Any, metadata: dict[str, Any], where: str, max_chars: int) -> TextRow:

@@ -74,31 +74,37 @@ def task_lease_next(*, campaign: Campaign, worker: User) -> Assignment | None:
     reclaimed = False
     for _ in range(MAX_ATTEMPTS):
         try:
-            with transaction.atomic():
-                item_id = _pick_candidate(campaign=campaign, worker=worker)
-                if item_id is None:
-                    if not reclaimed and leases_expire(campaign_id=campaign.pk, limit=RECLAIM_BATCH):
-                        reclaimed = True
-                        raise _Retry
-                    return None
-                took = Item.objects.filter(
-                    pk=item_id, status=ItemStatus.OPEN, slots_taken__lt=campaign.max_labels
-                ).update(slots_taken=F("slots_taken") + 1)
-                if not took:
-                    raise _Retry
-                if not _reserve_budget(campaign):
-                    raise Conflict("the campaign's budget is used up", code="budget_exhausted")
-                lease_until = timezone.now() + timedelta(seconds=settings.KYODO_LEASE_SECONDS)
-                try:
-                    with transaction.atomic():
-                        return Assignment.objects.create(
-                            item_id=item_id, worker=worker, campaign=campaign, leased_until=lease_until
-                        )
-                except IntegrityError:
-                    raise _Retry from None  # the same worker raced itself to this item
+            assignment = _lease_once(campaign=campaign, worker=worker)
         except _Retry:
             continue
+        if assignment is not None:
+            return assignment
+        # Nothing free: expired leases may be holding slots. Reclaim them (committed on their own,
+        # outside the lease transaction) and look once more.
+        if reclaimed or not leases_expire(campaign_id=campaign.pk, limit=RECLAIM_BATCH):
+            return None
+        reclaimed = True
     return None
+
+
+@transaction.atomic
+def _lease_once(*, campaign: Campaign, worker: User) -> Assignment | None:
+    item_id = _pick_candidate(campaign=campaign, worker=worker)
+    if item_id is None:
+        return None
+    took = Item.objects.filter(pk=item_id, status=ItemStatus.OPEN, slots_taken__lt=campaign.max_labels).update(
+        slots_taken=F("slots_taken") + 1
+    )
+    if not took:
+        raise _Retry
+    if not _reserve_budget(campaign):
+        raise Conflict("the campaign's budget is used up", code="budget_exhausted")
+    lease_until = timezone.now() + timedelta(seconds=settings.KYODO_LEASE_SECONDS)
+    try:
+        with transaction.atomic():
+            return Assignment.objects.create(item_id=item_id, worker=worker, campaign=campaign, leased_until=lease_until)
+    except IntegrityError:
+        raise _Retry from None  # the same worker raced itself to this item
 
 
 @transaction.atomic
