@@ -22,6 +22,7 @@ from quality.aggregation._numeric import (
     IntArray,
     clamp_gold,
     decide,
+    digamma,
     label_frequencies,
     normalise_rows,
     softmax_rows,
@@ -30,9 +31,12 @@ from quality.aggregation._numeric import (
 from quality.aggregation.answers import Answers
 from quality.aggregation.result import Result
 
-DEFAULT_PRIOR_STRENGTH = 2.0
-DEFAULT_TOL = 1e-5
+DEFAULT_TOL = 1e-7
 DEFAULT_MAX_ITER = 200
+# Bounds and starting point of the learned Dirichlet precision, in answers per confusion row.
+INITIAL_STRENGTH = 2.0
+MIN_STRENGTH = 0.1
+MAX_STRENGTH = 1e4
 
 
 def soft_confusion_counts(
@@ -55,7 +59,7 @@ def soft_confusion_counts(
 
 
 def smoothed_confusions(
-    counts: FloatArray, *, prior_strength: float
+    counts: FloatArray, *, prior_strength: float | FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """Posterior-mean confusion matrices under the pooled-population Dirichlet prior.
 
@@ -64,8 +68,9 @@ def smoothed_confusions(
     """
     pooled = counts.sum(axis=0) + 1.0
     prior_confusion = pooled / pooled.sum(axis=1, keepdims=True)
-    pseudo = prior_strength * prior_confusion
-    confusions = (counts + pseudo) / (counts.sum(axis=2, keepdims=True) + prior_strength)
+    strength = np.broadcast_to(np.asarray(prior_strength, dtype=np.float64), (counts.shape[1],))
+    pseudo = strength[:, None] * prior_confusion
+    confusions = (counts + pseudo) / (counts.sum(axis=2, keepdims=True) + strength[:, None])
     return confusions, prior_confusion
 
 
@@ -93,6 +98,30 @@ def log_likelihood_scores(
     return scores
 
 
+def fit_prior_strength(
+    counts: FloatArray, *, prior_confusion: FloatArray, start: FloatArray, steps: int = 3
+) -> FloatArray:
+    """Per true class, the Dirichlet precision that best explains how workers spread around the
+    population matrix (Minka's fixed point for the Dirichlet-multinomial, mean held fixed).
+
+    Homogeneous workers give a large precision (everyone is shrunk toward the population),
+    heterogeneous ones a small one. Warm-started from `start`, so a few steps per EM iteration
+    track it; clipped to [MIN_STRENGTH, MAX_STRENGTH] so neither limit can run away.
+    """
+    strength = start.copy()
+    seen = counts.sum(axis=2)  # (W, K): soft answers per worker and true class
+    active = seen > 0
+    for _ in range(steps):
+        alpha = strength[:, None] * prior_confusion  # (K, L)
+        gain = (prior_confusion * (digamma(counts + alpha) - digamma(alpha))).sum(axis=2)
+        norm = digamma(seen + strength) - digamma(strength)
+        numerator = np.where(active, gain, 0.0).sum(axis=0)
+        denominator = np.where(active, norm, 0.0).sum(axis=0)
+        ratio = np.divide(numerator, denominator, out=np.ones_like(strength), where=denominator > 0)
+        strength = np.clip(strength * ratio, MIN_STRENGTH, MAX_STRENGTH)
+    return strength
+
+
 def _initial_posteriors(answers: Answers) -> FloatArray:
     """Soft majority vote with gold clamped: the usual, deterministic EM starting point."""
     counts = vote_counts(answers)
@@ -102,47 +131,50 @@ def _initial_posteriors(answers: Answers) -> FloatArray:
 def dawid_skene(
     answers: Answers,
     *,
-    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    prior_strength: float | None = None,
     tol: float = DEFAULT_TOL,
     max_iter: int = DEFAULT_MAX_ITER,
     method: str = "dawid_skene",
 ) -> Result:
-    """Full-confusion Dawid–Skene by EM (MAP under the priors in the module docstring).
+    """Full-confusion Dawid–Skene by EM under the priors in the module docstring.
 
-    Gold items in `answers`, if any, are clamped to their label in every E-step, so they also
-    anchor the worker estimates. Stops when no posterior moves by more than `tol` between two
-    iterations, or after `max_iter` iterations.
+    `prior_strength=None` learns the Dirichlet precision per true class from the data (empirical
+    Bayes); a number fixes it, in answers. Gold items in `answers`, if any, are clamped to their
+    label in every E-step, so they also anchor the worker estimates. Stops when the mean log
+    evidence per answer changes by less than `tol` between two iterations, or after `max_iter`.
     """
-    if prior_strength < 0:
+    if prior_strength is not None and prior_strength < 0:
         raise ValueError("prior_strength must be non-negative")
-    worker_label = answers.worker_idx * answers.n_classes + answers.label_idx
+    k = answers.n_classes
+    worker_label = answers.worker_idx * k + answers.label_idx
     posteriors = _initial_posteriors(answers)
+    strength = np.full(k, INITIAL_STRENGTH if prior_strength is None else prior_strength)
+    objective = -np.inf
     converged = False
     iterations = 0
-    while iterations < max_iter:
-        iterations += 1
+    while True:
         counts = soft_confusion_counts(answers, posteriors=posteriors, worker_label=worker_label)
-        confusions, prior_confusion = smoothed_confusions(counts, prior_strength=prior_strength)
+        pooled = counts.sum(axis=0) + 1.0
+        if prior_strength is None:
+            strength = fit_prior_strength(
+                counts, prior_confusion=pooled / pooled.sum(axis=1, keepdims=True), start=strength
+            )
+        confusions, prior_confusion = smoothed_confusions(counts, prior_strength=strength)
         priors = class_priors_from(posteriors)
+        if converged or iterations >= max_iter:
+            break
+        iterations += 1
         scores = log_likelihood_scores(
             answers,
             log_confusions=np.log(confusions),
             log_priors=np.log(priors),
             worker_label=worker_label,
         )
-        updated, _ = softmax_rows(scores)
-        clamp_gold(updated, answers)
-        change = float(np.max(np.abs(updated - posteriors))) if updated.size else 0.0
-        posteriors = updated
-        if change < tol:
-            converged = True
-            break
-    if iterations == 0:
-        counts = soft_confusion_counts(answers, posteriors=posteriors, worker_label=worker_label)
-        confusions, prior_confusion = smoothed_confusions(counts, prior_strength=prior_strength)
-        priors = class_priors_from(posteriors)
-    # The returned confusions and priors are exactly those that produced `posteriors`, so
-    # `item_posterior` with them reproduces this result for any item.
+        posteriors, evidence = softmax_rows(scores)
+        clamp_gold(posteriors, answers)
+        updated = float(evidence.sum()) / max(answers.n_answers, 1)
+        converged = abs(updated - objective) < tol
+        objective = updated
     quality = np.einsum("k,wkk->w", priors, confusions)
     return Result(
         method=method,
@@ -160,7 +192,7 @@ def dawid_skene(
 def gold_dawid_skene(
     answers: Answers,
     *,
-    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    prior_strength: float | None = None,
     tol: float = DEFAULT_TOL,
     max_iter: int = DEFAULT_MAX_ITER,
 ) -> Result:
