@@ -14,8 +14,11 @@ from ..schema import validate_value
 def assignment_get_for_update(*, worker: User, item_id: int) -> Assignment:
     """The worker's lease on this item, locked; raises a domain error naming why there is none.
 
-    Must run inside a transaction.
+    Must run inside a transaction. Locks the item row first, then the lease: every writer of an
+    item and its leases (lease, submit, close, expire) takes the item first, so they cannot deadlock.
     """
+    if Item.objects.select_for_update().filter(pk=item_id).values_list("id", flat=True).first() is None:
+        raise NotFound(f"item {item_id} does not exist", code="item_not_found")
     assignment = (
         Assignment.objects.select_for_update()
         .select_related("item", "campaign")
@@ -23,8 +26,6 @@ def assignment_get_for_update(*, worker: User, item_id: int) -> Assignment:
         .first()
     )
     if assignment is None:
-        if not Item.objects.filter(pk=item_id).exists():
-            raise NotFound(f"item {item_id} does not exist", code="item_not_found")
         raise Conflict("this item is not leased to you; ask for the next task", code="not_leased")
     if assignment.status == AssignmentStatus.SUBMITTED:
         raise Conflict("you already labeled this item", code="already_labeled")

@@ -11,7 +11,10 @@ from ..models import Assignment, AssignmentStatus, Campaign, Item, ItemStatus
 
 @transaction.atomic
 def item_complete(*, item_id: int) -> bool:
-    """Close an item: no more leases, outstanding ones released. Returns False if already closed."""
+    """Close an item: no more leases, outstanding ones released. Returns False if already closed.
+
+    The UPDATE locks the item row before any of its leases (the lock order every writer follows).
+    """
     closed = Item.objects.filter(pk=item_id, status=ItemStatus.OPEN).update(
         status=ItemStatus.COMPLETE, completed_at=timezone.now()
     )

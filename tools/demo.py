@@ -1,0 +1,114 @@
+"""`make demo`: migrate, seed, start the web server and a Celery worker on 127.0.0.1; Ctrl-C stops all.
+
+Embedded defaults only: SQLite and LocalStore under var/, a folder as the Celery broker. Set
+DATABASE_URL / REDIS_URL / IPFS_API_URL to run the same demo on real services.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+PORT = int(os.environ.get("KYODO_DEMO_PORT", "8000"))
+
+
+def run(*args: str) -> None:
+    subprocess.run([sys.executable, *args], cwd=ROOT, check=True)
+
+
+def start(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log = open(ROOT / "var" / f"demo-{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+    # Own process group: Ctrl-C in the terminal reaches us, and we stop each child cleanly.
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_http(url: str, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - our own loopback URL
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answered
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+def stop(children: list[subprocess.Popen[bytes]]) -> None:
+    for child in children:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+
+
+def main() -> int:
+    (ROOT / "var").mkdir(exist_ok=True)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.local")}
+    env.setdefault("DJANGO_DEBUG", "0")
+    os.environ.update(env)
+    print("Kyodo demo: migrating and seeding …", flush=True)
+    run("manage.py", "migrate", "--noinput", "-v0")
+    run("-m", "tools.seed")
+
+    children = [
+        start("web", [str(BIN / "gunicorn"), "config.wsgi", "-b", f"{HOST}:{PORT}", "-w", "2", "--threads", "4",
+                      "--access-logfile", "-"], env),
+        start("worker", [str(BIN / "celery"), "-A", "config", "worker", "-B", "-l", "info", "--pool", "solo",
+                         "-Q", "default,quality,chain,ingest,export",
+                         "--schedule", str(ROOT / "var" / "celerybeat-schedule")], env),
+    ]
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if not wait_http(f"http://{HOST}:{PORT}/login/"):
+            print("the web server did not start; see var/demo-web.log", file=sys.stderr)
+            return 1
+        base = f"http://{HOST}:{PORT}"
+        print(
+            f"""
+Kyodo is running (logs in var/demo-*.log). Press Ctrl-C to stop everything.
+
+  Label images and texts   {base}/            alice@kyodo.local / kyodo-demo  (contributor)
+  API docs (OpenAPI)       {base}/api/docs/   schema: {base}/api/schema/
+  Admin                    {base}/admin/      admin@kyodo.local / kyodo-demo  (staff)
+  Requester                                   requester@kyodo.local / kyodo-demo
+  Dataset buyer            {base}/api/datasets/   buyer@kyodo.local / kyodo-demo
+                           (get a token: POST {base}/api/auth/token/ {{"email", "password"}})
+""",
+            flush=True,
+        )
+        while not stopping:
+            for child in children:
+                if child.poll() is not None:
+                    print(f"a demo process exited ({child.args[0]}); stopping", file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        print("stopping …", flush=True)
+        stop(children)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
