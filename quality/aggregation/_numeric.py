@@ -33,7 +33,7 @@ def label_frequencies(answers: Answers) -> FloatArray:
     total = counts.sum()
     if total == 0:
         return np.full(answers.n_classes, 1.0 / answers.n_classes)
-    return counts / total
+    return np.asarray(counts / total, dtype=np.float64)
 
 
 def normalise_rows(scores: FloatArray, *, fallback: FloatArray) -> FloatArray:
@@ -42,7 +42,7 @@ def normalise_rows(scores: FloatArray, *, fallback: FloatArray) -> FloatArray:
     empty = totals[:, 0] <= 0
     out = np.divide(scores, totals, out=np.zeros_like(scores), where=totals > 0)
     out[empty] = fallback
-    return out
+    return np.asarray(out, dtype=np.float64)
 
 
 def softmax_rows(log_scores: FloatArray) -> tuple[FloatArray, FloatArray]:

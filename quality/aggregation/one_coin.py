@@ -1,4 +1,4 @@
-"""One-coin Dawid–Skene: one accuracy per worker, errors spread evenly over the other classes.
+"""One-coin Dawid-Skene: one accuracy per worker, errors spread evenly over the other classes.
 
 Far fewer parameters than full confusion matrices (one per worker instead of K * (K - 1)), so it
 suits workers with few answers; it cannot model a worker who systematically confuses two classes.
@@ -12,9 +12,8 @@ import numpy as np
 
 from quality.aggregation._numeric import FloatArray, clamp_gold, decide, softmax_rows
 from quality.aggregation.answers import Answers
-from quality.aggregation.dawid_skene import (
+from quality.aggregation.confusion import (
     DEFAULT_MAX_ITER,
-    DEFAULT_TOL,
     _initial_posteriors,
     class_priors_from,
 )
@@ -22,6 +21,8 @@ from quality.aggregation.result import Result
 
 # In answers: a worker's accuracy starts at the pooled accuracy and needs a few answers to move.
 DEFAULT_PRIOR_STRENGTH = 2.0
+# Stop when no posterior moves by more than this between iterations.
+DEFAULT_TOL = 1e-5
 
 
 def _accuracies(answers: Answers, posteriors: FloatArray, *, prior_strength: float) -> FloatArray:
@@ -49,7 +50,7 @@ def one_coin_dawid_skene(
     tol: float = DEFAULT_TOL,
     max_iter: int = DEFAULT_MAX_ITER,
 ) -> Result:
-    """One-coin Dawid–Skene by EM; gold items are clamped like in `dawid_skene`."""
+    """One-coin Dawid-Skene by EM; gold items are clamped like in `dawid_skene`."""
     k = answers.n_classes
     posteriors = _initial_posteriors(answers)
     cell = answers.item_idx * k + answers.label_idx
@@ -63,11 +64,10 @@ def one_coin_dawid_skene(
         priors = class_priors_from(posteriors)
         # Only the answered class gets the log-odds bonus; the (1 - a) / (K - 1) term is common to
         # all classes of an item and cancels in the softmax.
-        bonus = np.log(max(k - 1, 1) * accuracy / (1.0 - accuracy)) if k > 1 else np.zeros_like(accuracy)
-        scores = np.bincount(
-            cell, weights=bonus[answers.worker_idx], minlength=answers.n_items * k
-        ).reshape(answers.n_items, k)
-        updated, _ = softmax_rows(scores + np.log(priors))
+        bonus = np.log(max(k - 1, 1) * accuracy / (1.0 - accuracy))
+        scores = np.bincount(cell, weights=bonus[answers.worker_idx], minlength=answers.n_items * k)
+        log_scores = scores.astype(np.float64).reshape(answers.n_items, k) + np.log(priors)
+        updated, _ = softmax_rows(log_scores)
         clamp_gold(updated, answers)
         change = float(np.max(np.abs(updated - posteriors))) if updated.size else 0.0
         posteriors = updated
