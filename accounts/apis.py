@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from core.serializers import StrictSerializer
 
 from .models import Role, User
+from .selectors import request_user
 from .services import token_issue, user_register
 
 
@@ -57,4 +58,4 @@ class TokenApi(APIView):
 class MeApi(APIView):
     @extend_schema(responses={200: UserOutput}, tags=["auth"])
     def get(self, request: Request) -> Response:
-        return Response(UserOutput(request.user).data)
+        return Response(UserOutput(request_user(request)).data)

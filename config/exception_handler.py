@@ -1,6 +1,6 @@
 """The one API exception handler: every error a client sees is JSON of one shape.
 
-    {"error": {"code": "...", "message": "...", "fields": {...}?, ...extra}}
+{"error": {"code": "...", "message": "...", "fields": {...}?, ...extra}}
 """
 
 from __future__ import annotations
@@ -53,11 +53,16 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         body = {
             "code": _first_code(exc.get_codes()),
             "message": _first_message(exc.detail),
-            "fields": exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail},
+            "fields": exc.detail
+            if isinstance(exc.detail, dict)
+            else {"non_field_errors": exc.detail},
         }
     elif isinstance(exc, drf.APIException):
         codes = exc.get_codes()
-        body = {"code": codes if isinstance(codes, str) else "error", "message": _first_message(exc.detail)}
+        body = {
+            "code": codes if isinstance(codes, str) else "error",
+            "message": _first_message(exc.detail),
+        }
     else:
         body = {"code": "error", "message": str(exc)}
     response.data = {"error": body}

@@ -1,10 +1,10 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from labeling.media import MediaApi
 
-api = [
+api: list[URLPattern | URLResolver] = [
     path("auth/", include("accounts.urls")),
     path("", include("labeling.urls")),
     path("datasets/", include("datasets.urls")),

@@ -1,8 +1,8 @@
 """Token amounts: unsigned integers in token base units, exact up to uint256.
 
-PostgreSQL stores them as numeric(78, 0). SQLite (demo only) has no exact type that wide: its NUMERIC
-affinity silently turns integers past 2**63 into floats, so there they are stored as text, and sums
-are done in Python (see `core.amounts.sum_amounts`).
+PostgreSQL stores them as numeric(78, 0). SQLite (demo only) has no exact type that wide:
+its NUMERIC affinity silently turns integers past 2**63 into floats, so there they are stored
+as text, and sums are done in Python (see `core.amounts.sum_amounts`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from django.db.models.expressions import Expression
 UINT256_MAX = 2**256 - 1
 
 
-class TokenAmountField(models.Field):  # type: ignore[type-arg]
+class TokenAmountField(models.Field[int | None, int | None]):
     """Not a DecimalField subclass: SQLite's decimal converters would turn the text into floats."""
 
     description = "Token amount in base units (uint256)"
@@ -42,7 +42,9 @@ class TokenAmountField(models.Field):  # type: ignore[type-arg]
             return value
         return int(Decimal(str(value)))
 
-    def get_db_prep_value(self, value: Any, connection: BaseDatabaseWrapper, prepared: bool = False) -> Any:
+    def get_db_prep_value(
+        self, value: Any, connection: BaseDatabaseWrapper, prepared: bool = False
+    ) -> Any:
         if value is None or hasattr(value, "resolve_expression"):
             return value
         amount = int(value)

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
 from core.errors import ApplicationError
 from labeling import selectors as labeling_selectors
 
@@ -23,7 +24,7 @@ class IsBuyer(BasePermission):
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and user.is_buyer)  # type: ignore[union-attr]
+        return isinstance(user, User) and user.is_buyer
 
 
 class DatasetOutput(serializers.Serializer[Any]):
@@ -56,16 +57,24 @@ class DatasetExportApi(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=sorted(FORMATS), default="jsonl")],
-        responses={(200, "application/x-ndjson"): {"type": "string",
-                   "description": "one JSON object per line: item_id, cid, label, confidence, n_labels"}},
+        responses={
+            (200, "application/x-ndjson"): {
+                "type": "string",
+                "description": "one JSON object a line: item_id, cid, label, confidence, n_labels",
+            }
+        },
         tags=["datasets"],
     )
     def get(self, request: Request, campaign_id: int) -> StreamingHttpResponse:
         fmt = request.query_params.get("format", "jsonl")
         if fmt not in FORMATS:
-            raise ApplicationError(f"unknown format {fmt!r}; one of {sorted(FORMATS)}", code="unknown_format")
+            raise ApplicationError(
+                f"unknown format {fmt!r}; one of {sorted(FORMATS)}", code="unknown_format"
+            )
         campaign = labeling_selectors.campaign_get(campaign_id=campaign_id)
         content_type, render = FORMATS[fmt]
         response = StreamingHttpResponse(render(campaign_id=campaign.pk), content_type=content_type)
-        response["Content-Disposition"] = f'attachment; filename="kyodo-campaign-{campaign.pk}.{fmt}"'
+        response["Content-Disposition"] = (
+            f'attachment; filename="kyodo-campaign-{campaign.pk}.{fmt}"'
+        )
         return response

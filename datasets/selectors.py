@@ -14,7 +14,9 @@ EXPORT_CHUNK = 2000
 
 def export_rows(*, campaign_id: int) -> Iterator[dict[str, object]]:
     """One dict per completed item, in item order; memory bounded by EXPORT_CHUNK."""
-    items = labeling_selectors.completed_items_iter(campaign_id=campaign_id, chunk_size=EXPORT_CHUNK)
+    items = labeling_selectors.completed_items_iter(
+        campaign_id=campaign_id, chunk_size=EXPORT_CHUNK
+    )
     while chunk := list(islice(items, EXPORT_CHUNK)):
         decided = quality_selectors.consensus_for_items(item_ids=[i.item_id for i in chunk])
         for item in chunk:

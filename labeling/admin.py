@@ -5,16 +5,40 @@ from .models import Annotation, Assignment, Campaign, Item
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin[Campaign]):
-    list_display = ("id", "title", "task_type", "status", "owner", "item_count", "completed_count", "label_count")
+    list_display = (
+        "id",
+        "title",
+        "task_type",
+        "status",
+        "owner",
+        "item_count",
+        "completed_count",
+        "label_count",
+    )
     list_filter = ("status", "task_type")
     search_fields = ("title",)
-    readonly_fields = ("item_count", "completed_count", "label_count", "labels_reserved", "created_at")
+    readonly_fields = (
+        "item_count",
+        "completed_count",
+        "label_count",
+        "labels_reserved",
+        "created_at",
+    )
     raw_id_fields = ("owner",)
 
 
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin[Item]):
-    list_display = ("id", "campaign", "cid", "media_type", "status", "label_count", "slots_taken", "priority")
+    list_display = (
+        "id",
+        "campaign",
+        "cid",
+        "media_type",
+        "status",
+        "label_count",
+        "slots_taken",
+        "priority",
+    )
     list_filter = ("status",)
     search_fields = ("cid", "filename")
     raw_id_fields = ("campaign",)

@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.selectors import request_user
 from core.errors import ApplicationError
 from core.serializers import StrictSerializer
 
@@ -25,27 +26,50 @@ class ClassSerializer(serializers.Serializer[dict[str, str]]):
 
 class CampaignOutput(serializers.ModelSerializer[Campaign]):
     reward_per_label = serializers.CharField(help_text="token base units, as a decimal string")
-    budget = serializers.CharField(allow_null=True, help_text="token base units, or null for no cap")
+    budget = serializers.CharField(
+        allow_null=True, help_text="token base units, or null for no cap"
+    )
     progress = serializers.SerializerMethodField()
 
     class Meta:
         model = Campaign
         fields = (
-            "id", "title", "instructions", "task_type", "label_schema", "min_labels", "max_labels",
-            "target_confidence", "gold_ratio", "reward_per_label", "budget", "status", "created_at",
+            "id",
+            "title",
+            "instructions",
+            "task_type",
+            "label_schema",
+            "min_labels",
+            "max_labels",
+            "target_confidence",
+            "gold_ratio",
+            "reward_per_label",
+            "budget",
+            "status",
+            "created_at",
             "progress",
         )
 
-    @extend_schema(responses={200: {"type": "object", "properties": {
-        "items": {"type": "integer"}, "completed": {"type": "integer"}, "labels": {"type": "integer"}}}})
+    @extend_schema(
+        responses={
+            200: {
+                "type": "object",
+                "properties": {
+                    "items": {"type": "integer"},
+                    "completed": {"type": "integer"},
+                    "labels": {"type": "integer"},
+                },
+            }
+        }
+    )
     def get_progress(self, obj: Campaign) -> dict[str, int]:
         return selectors.campaign_progress(campaign=obj)
 
 
 class AmountField(serializers.CharField):
-    """A token amount: a non-negative integer, as a JSON number or a decimal string (for uint256)."""
+    """A token amount: a non-negative integer, as a JSON number or a decimal string."""
 
-    def to_internal_value(self, data: Any) -> int:
+    def to_internal_value(self, data: Any) -> int:  # type: ignore[override]
         if isinstance(data, bool) or not isinstance(data, int | str):
             raise serializers.ValidationError("must be a non-negative integer in token base units")
         text = str(data).strip()
@@ -59,25 +83,29 @@ class CampaignListCreateApi(APIView):
         title = serializers.CharField(max_length=200)
         instructions = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
         task_type = serializers.ChoiceField(choices=TaskType.choices)
-        label_schema = serializers.JSONField(help_text='{"classes": [{"name", "hotkey", "color"}]} or a list of names')
+        label_schema = serializers.JSONField(
+            help_text='{"classes": [{"name", "hotkey", "color"}]} or a list of names'
+        )
         min_labels = serializers.IntegerField(min_value=1, max_value=50, default=3)
         max_labels = serializers.IntegerField(min_value=1, max_value=50, default=5)
         target_confidence = serializers.FloatField(min_value=0.5, max_value=0.9999, default=0.95)
         gold_ratio = serializers.FloatField(min_value=0.0, max_value=0.5, default=0.0)
-        reward_per_label = AmountField(default=0)
+        reward_per_label = AmountField(default="0")
         budget = AmountField(required=False, allow_null=True, default=None)
-        status = serializers.ChoiceField(choices=CampaignStatus.choices, default=CampaignStatus.ACTIVE)
+        status = serializers.ChoiceField(
+            choices=CampaignStatus.choices, default=CampaignStatus.ACTIVE
+        )
 
     @extend_schema(responses={200: CampaignOutput(many=True)}, tags=["campaigns"])
     def get(self, request: Request) -> Response:
-        campaigns = selectors.campaign_list_for(user=request.user)[:200]  # type: ignore[arg-type]
+        campaigns = selectors.campaign_list_for(user=request_user(request))[:200]
         return Response(CampaignOutput(campaigns, many=True).data)
 
     @extend_schema(request=Input, responses={201: CampaignOutput}, tags=["campaigns"])
     def post(self, request: Request) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        campaign = services.campaign_create(owner=request.user, **data.validated_data)  # type: ignore[arg-type]
+        campaign = services.campaign_create(owner=request_user(request), **data.validated_data)
         return Response(CampaignOutput(campaign).data, status=status.HTTP_201_CREATED)
 
 
@@ -87,16 +115,18 @@ class CampaignDetailApi(APIView):
 
     @extend_schema(responses={200: CampaignOutput}, tags=["campaigns"])
     def get(self, request: Request, campaign_id: int) -> Response:
-        campaign = selectors.campaign_get_for(user=request.user, campaign_id=campaign_id)  # type: ignore[arg-type]
+        campaign = selectors.campaign_get_for(user=request_user(request), campaign_id=campaign_id)
         return Response(CampaignOutput(campaign).data)
 
     @extend_schema(request=Input, responses={200: CampaignOutput}, tags=["campaigns"])
     def patch(self, request: Request, campaign_id: int) -> Response:
         campaign = selectors.campaign_get(campaign_id=campaign_id)
-        campaign_check_can_manage(user=request.user, campaign=campaign)  # type: ignore[arg-type]
+        campaign_check_can_manage(user=request_user(request), campaign=campaign)
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        campaign = services.campaign_set_status(campaign=campaign, status=data.validated_data["status"])
+        campaign = services.campaign_set_status(
+            campaign=campaign, status=data.validated_data["status"]
+        )
         return Response(CampaignOutput(campaign).data)
 
 
@@ -114,25 +144,44 @@ class ItemUploadApi(APIView):
     parser_classes = (MultiPartParser, FormParser)
 
     @extend_schema(
-        request={"multipart/form-data": {"type": "object", "properties": {
-            "files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                      "description": "images, or zips of images"},
-            "file": {"type": "string", "format": "binary", "description": "CSV (text column) or JSONL of texts"},
-        }}},
-        responses={201: UploadOutput, 400: OpenApiResponse(description="nothing could be imported")},
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "files": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "description": "images, or zips of images",
+                    },
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "CSV (text column) or JSONL of texts",
+                    },
+                },
+            }
+        },
+        responses={
+            201: UploadOutput,
+            400: OpenApiResponse(description="nothing could be imported"),
+        },
         tags=["campaigns"],
     )
     def post(self, request: Request, campaign_id: int) -> Response:
         campaign = selectors.campaign_get(campaign_id=campaign_id)
-        campaign_check_can_manage(user=request.user, campaign=campaign)  # type: ignore[arg-type]
+        campaign_check_can_manage(user=request_user(request), campaign=campaign)
         unknown = sorted(set(request.data) - {"files", "file"})
         if unknown:
-            raise ApplicationError(f"unknown fields: {unknown}; send `files` or `file`", code="unknown_field")
+            raise ApplicationError(
+                f"unknown fields: {unknown}; send `files` or `file`", code="unknown_field"
+            )
         files = request.FILES.getlist("files")
         text_files = request.FILES.getlist("file")
         if len(text_files) > 1:
             raise ApplicationError("send one `file` per upload", code="too_many_files")
-        result = services.items_upload(campaign=campaign, files=files, text_file=text_files[0] if text_files else None)
+        result = services.items_upload(
+            campaign=campaign, files=files, text_file=text_files[0] if text_files else None
+        )
         return Response(UploadOutput(result).data, status=status.HTTP_201_CREATED)
 
 
@@ -152,8 +201,8 @@ class NextTaskApi(APIView):
         tags=["labeling"],
     )
     def get(self, request: Request, campaign_id: int) -> Response:
-        campaign = selectors.campaign_get_for(user=request.user, campaign_id=campaign_id)  # type: ignore[arg-type]
-        assignment = services.task_lease_next(campaign=campaign, worker=request.user)  # type: ignore[arg-type]
+        campaign = selectors.campaign_get_for(user=request_user(request), campaign_id=campaign_id)
+        assignment = services.task_lease_next(campaign=campaign, worker=request_user(request))
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(TaskOutput(selectors.task_payload(assignment=assignment)).data)
@@ -161,18 +210,22 @@ class NextTaskApi(APIView):
 
 class AnnotationCreateApi(APIView):
     class Input(StrictSerializer):
-        label = serializers.JSONField(help_text="the class name")
+        # DRF's metaclass moves declared fields out of the class, so `label` shadows nothing at run
+        # time; mypy only sees Field.label (the field's own caption attribute).
+        label = serializers.JSONField(help_text="the class name")  # type: ignore[assignment]
         duration_ms = serializers.IntegerField(min_value=0, max_value=86_400_000, required=False)
 
     class Output(serializers.Serializer[Any]):
         id = serializers.IntegerField()
         item_id = serializers.IntegerField()
-        label = serializers.CharField()
+        label = serializers.CharField()  # type: ignore[assignment]
         created_at = serializers.DateTimeField()
 
     @extend_schema(request=Input, responses={201: Output}, tags=["labeling"])
     def post(self, request: Request, item_id: int) -> Response:
         data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
-        annotation = services.annotation_submit(worker=request.user, item_id=item_id, **data.validated_data)  # type: ignore[arg-type]
+        annotation = services.annotation_submit(
+            worker=request_user(request), item_id=item_id, **data.validated_data
+        )
         return Response(self.Output(annotation).data, status=status.HTTP_201_CREATED)

@@ -1,14 +1,15 @@
-"""GET /ipfs/{cid}: stored blobs for the labeling page, verified on read, to those allowed to see them."""
+"""GET /ipfs/{cid}: stored blobs, verified on read, for those allowed to see them."""
 
 from __future__ import annotations
 
 import re
 
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from accounts.selectors import request_user
 from core.errors import ApplicationError, NotFound
 from storage.cid import is_cid
 from storage.services import get_store
@@ -38,17 +39,20 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
 class MediaApi(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("filename", str, description="name for Content-Disposition")],
-        responses={(200, "application/octet-stream"): bytes, (206, "application/octet-stream"): bytes},
+        responses={
+            (200, "application/octet-stream"): bytes,
+            (206, "application/octet-stream"): bytes,
+        },
         tags=["storage"],
     )
-    def get(self, request: Request, cid: str) -> HttpResponse:
+    def get(self, request: Request, cid: str) -> HttpResponseBase:
         if not is_cid(cid):
             raise NotFound("not a CID", code="invalid_cid")
         if request.headers.get("If-None-Match", "").strip('"') == cid:
-            response = HttpResponse(status=304)
-            response["ETag"] = f'"{cid}"'
-            return response
-        item = selectors.blob_visible_to(user=request.user, cid=cid)  # type: ignore[arg-type]
+            not_modified = HttpResponse(status=304)
+            not_modified["ETag"] = f'"{cid}"'
+            return not_modified
+        item = selectors.blob_visible_to(user=request_user(request), cid=cid)
         if item is None:
             raise NotFound("no such blob, or not yours to see", code="blob_not_found")
         store = get_store()
@@ -56,12 +60,13 @@ class MediaApi(APIView):
         try:
             byte_range = _parse_range(request.headers.get("Range", ""), size)
         except ApplicationError:
-            response = HttpResponse(status=416)
-            response["Content-Range"] = f"bytes */{size}"
-            return response
+            unsatisfiable = HttpResponse(status=416)
+            unsatisfiable["Content-Range"] = f"bytes */{size}"
+            return unsatisfiable
         start, end = byte_range or (0, size)
         response = StreamingHttpResponse(
-            store.open(cid, start=start, end=end), status=206 if byte_range else 200,
+            store.open(cid, start=start, end=end),
+            status=206 if byte_range else 200,
             content_type=item.media_type or "application/octet-stream",
         )
         response["Content-Length"] = str(end - start)
@@ -73,5 +78,7 @@ class MediaApi(APIView):
         response["X-Content-Type-Options"] = "nosniff"
         filename = request.query_params.get("filename")
         if filename:
-            response["Content-Disposition"] = f'inline; filename="{_SAFE_NAME.sub("_", filename)[:100]}"'
+            response["Content-Disposition"] = (
+                f'inline; filename="{_SAFE_NAME.sub("_", filename)[:100]}"'
+            )
         return response

@@ -23,7 +23,9 @@ class CampaignStatus(models.TextChoices):
 
 
 class Campaign(models.Model):
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="campaigns")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="campaigns"
+    )
     title = models.CharField(max_length=200)
     instructions = models.TextField(blank=True)
     task_type = models.CharField(max_length=32, choices=TaskType.choices)
@@ -41,13 +43,19 @@ class Campaign(models.Model):
     item_count = models.PositiveIntegerField(default=0)
     completed_count = models.PositiveIntegerField(default=0)
     label_count = models.PositiveIntegerField(default=0)
-    status = models.CharField(max_length=16, choices=CampaignStatus.choices, default=CampaignStatus.ACTIVE)
+    status = models.CharField(
+        max_length=16, choices=CampaignStatus.choices, default=CampaignStatus.ACTIVE
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(min_labels__gte=1), name="campaign_min_labels_positive"),
-            models.CheckConstraint(condition=Q(max_labels__gte=models.F("min_labels")), name="campaign_max_ge_min"),
+            models.CheckConstraint(
+                condition=Q(min_labels__gte=1), name="campaign_min_labels_positive"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_labels__gte=models.F("min_labels")), name="campaign_max_ge_min"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -85,7 +93,9 @@ class Item(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["campaign", "cid"], name="item_unique_cid_per_campaign"),
+            models.UniqueConstraint(
+                fields=["campaign", "cid"], name="item_unique_cid_per_campaign"
+            ),
         ]
         indexes = [
             # The next-task scan: open items of one campaign in priority order.
@@ -116,30 +126,47 @@ class Assignment(models.Model):
     """A lease of one item to one worker. Unique per (item, worker): nobody sees an item twice."""
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
-    worker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    worker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
-    status = models.CharField(max_length=16, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED)
+    status = models.CharField(
+        max_length=16, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED
+    )
     leased_until = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["item", "worker"], name="assignment_unique_item_worker"),
+            models.UniqueConstraint(
+                fields=["item", "worker"], name="assignment_unique_item_worker"
+            ),
         ]
         indexes = [
             models.Index(
-                fields=["worker", "campaign"], name="assignment_active", condition=Q(status="leased")
+                fields=["worker", "campaign"],
+                name="assignment_active",
+                condition=Q(status="leased"),
             ),
             models.Index(
-                fields=["campaign", "leased_until"], name="assignment_expiry", condition=Q(status="leased")
+                fields=["campaign", "leased_until"],
+                name="assignment_expiry",
+                condition=Q(status="leased"),
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"lease of item {self.item_id} to {self.worker_id} ({self.status})"
 
 
 class Annotation(models.Model):
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
-    worker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
-    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="annotation")
+    worker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
+    )
+    assignment = models.OneToOneField(
+        Assignment, on_delete=models.PROTECT, related_name="annotation"
+    )
     # The validated value, shaped by task type; `label` is its class for classification tasks.
     value = models.JSONField()
     label = models.CharField(max_length=200, blank=True)
@@ -148,6 +175,11 @@ class Annotation(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["item", "worker"], name="annotation_unique_item_worker"),
+            models.UniqueConstraint(
+                fields=["item", "worker"], name="annotation_unique_item_worker"
+            ),
         ]
         indexes = [models.Index(fields=["worker", "created_at"], name="annotation_worker_time")]
+
+    def __str__(self) -> str:
+        return f"{self.label or self.value} on item {self.item_id} by {self.worker_id}"

@@ -41,7 +41,11 @@ def campaign_get(*, campaign_id: int) -> Campaign:
 
 def campaign_progress(*, campaign: Campaign) -> dict[str, int]:
     # Counters kept by the services: O(1), never a count over the campaign's items.
-    return {"items": campaign.item_count, "completed": campaign.completed_count, "labels": campaign.label_count}
+    return {
+        "items": campaign.item_count,
+        "completed": campaign.completed_count,
+        "labels": campaign.label_count,
+    }
 
 
 def task_payload(*, assignment: Assignment) -> dict[str, Any]:
@@ -75,7 +79,9 @@ def item_get(*, item_id: int) -> Item:
 
 def item_labels(*, item_id: int) -> list[tuple[int, str]]:
     """(worker id, label) of every annotation on the item, oldest first."""
-    return list(Annotation.objects.filter(item_id=item_id).order_by("id").values_list("worker_id", "label"))
+    return list(
+        Annotation.objects.filter(item_id=item_id).order_by("id").values_list("worker_id", "label")
+    )
 
 
 def item_annotations(*, item_id: int) -> QuerySet[Annotation]:

@@ -7,5 +7,9 @@ urlpatterns = [
     path("campaigns/<int:campaign_id>/", apis.CampaignDetailApi.as_view(), name="campaign-detail"),
     path("campaigns/<int:campaign_id>/items/", apis.ItemUploadApi.as_view(), name="campaign-items"),
     path("campaigns/<int:campaign_id>/next/", apis.NextTaskApi.as_view(), name="campaign-next"),
-    path("items/<int:item_id>/annotations/", apis.AnnotationCreateApi.as_view(), name="item-annotations"),
+    path(
+        "items/<int:item_id>/annotations/",
+        apis.AnnotationCreateApi.as_view(),
+        name="item-annotations",
+    ),
 ]

@@ -6,5 +6,5 @@ class QualityConfig(AppConfig):
     name = "quality"
 
     def ready(self) -> None:
-        # Register this app's tasks in every process, so enqueue-by-name finds them (eager in tests).
+        # Register this app's tasks in every process, so enqueue-by-name finds them.
         from . import tasks  # noqa: F401

@@ -21,11 +21,20 @@ class ItemConsensus(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        indexes = [models.Index(fields=["campaign_id", "is_complete", "item_id"], name="consensus_campaign_done")]
+        indexes = [
+            models.Index(
+                fields=["campaign_id", "is_complete", "item_id"], name="consensus_campaign_done"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id}: {self.label} ({self.confidence:.2f})"
 
 
 class WorkerSkill(models.Model):
-    worker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="skills")
+    worker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="skills"
+    )
     campaign_id = models.BigIntegerField()
     accuracy = models.FloatField(default=0.0)
     confusion = models.JSONField(default=dict)
@@ -36,4 +45,11 @@ class WorkerSkill(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["worker", "campaign_id"], name="skill_unique_worker_campaign")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["worker", "campaign_id"], name="skill_unique_worker_campaign"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"worker {self.worker_id} in campaign {self.campaign_id}"

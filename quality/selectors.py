@@ -15,4 +15,6 @@ def consensus_for_items(*, item_ids: Iterable[int]) -> dict[int, ItemConsensus]:
 
 def completed_consensus_after(*, after_id: int, limit: int) -> list[ItemConsensus]:
     """Completed decisions in id order, for sweeps that must not miss a closed item."""
-    return list(ItemConsensus.objects.filter(is_complete=True, id__gt=after_id).order_by("id")[:limit])
+    return list(
+        ItemConsensus.objects.filter(is_complete=True, id__gt=after_id).order_by("id")[:limit]
+    )

@@ -16,7 +16,7 @@ MAJORITY = "majority_vote"
 
 
 def majority_vote(*, labels: list[str], classes: list[str]) -> tuple[str, float, dict[str, int]]:
-    """The most frequent label; ties go to the class listed first in the schema (explicit, stable)."""
+    """The most frequent label; a tie goes to the class listed first in the schema."""
     counts = Counter(labels)
     order = {name: i for i, name in enumerate(classes)}
     winner = min(counts, key=lambda name: (-counts[name], order.get(name, len(order))))
@@ -33,7 +33,16 @@ def item_consensus_update(*, item_id: int) -> ItemConsensus | None:
     item = labeling_selectors.item_get(item_id=item_id)
     campaign = item.campaign
     ItemConsensus.objects.bulk_create(
-        [ItemConsensus(item_id=item_id, campaign_id=campaign.pk, label="", confidence=0.0, n_labels=0, method=MAJORITY)],
+        [
+            ItemConsensus(
+                item_id=item_id,
+                campaign_id=campaign.pk,
+                label="",
+                confidence=0.0,
+                n_labels=0,
+                method=MAJORITY,
+            )
+        ],
         ignore_conflicts=True,
     )
     consensus = ItemConsensus.objects.select_for_update().get(item_id=item_id)

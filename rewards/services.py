@@ -22,7 +22,9 @@ def rewards_account_item(*, item_id: int) -> int:
         return 0
     item = labeling_selectors.item_get(item_id=item_id)
     reward = int(item.campaign.reward_per_label)
-    already = set(RewardEntry.objects.filter(item_id=item_id).values_list("annotation_id", flat=True))
+    already = set(
+        RewardEntry.objects.filter(item_id=item_id).values_list("annotation_id", flat=True)
+    )
     entries = [
         RewardEntry(
             worker_id=annotation.worker_id,
@@ -30,7 +32,9 @@ def rewards_account_item(*, item_id: int) -> int:
             item_id=item_id,
             annotation_id=annotation.pk,
             amount=reward,
-            status=RewardStatus.ACCEPTED if annotation.label == consensus.label else RewardStatus.REJECTED,
+            status=RewardStatus.ACCEPTED
+            if annotation.label == consensus.label
+            else RewardStatus.REJECTED,
             reason="agrees" if annotation.label == consensus.label else "disagrees",
         )
         for annotation in labeling_selectors.item_annotations(item_id=item_id)

@@ -1,4 +1,4 @@
-"""The storage app's front door for writes: which ContentStore is in use, and putting blobs in it."""
+"""The storage app's front door for writes: the ContentStore in use, and putting blobs in it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,17 @@ from typing import IO
 
 from django.conf import settings
 
+from .pins import pin_ensure, pins_ensure_many
 from .stores import ContentStore, LocalStore, StoredBlob
+
+__all__ = [
+    "blob_put_bytes",
+    "blob_put_file",
+    "get_store",
+    "iter_file",
+    "pin_ensure",
+    "pins_ensure_many",
+]
 
 READ_CHUNK = 256 * 1024
 
@@ -19,7 +29,9 @@ def get_store() -> ContentStore:
     if settings.IPFS_API_URL:
         from .ipfs import IpfsStore  # imported lazily: the demo never needs the IPFS client
 
-        return IpfsStore(settings.IPFS_API_URL, cache_dir=settings.KYODO_STORE_DIR)  # type: ignore[call-arg]
+        # Verified blocks fetched from the node are kept under the store dir: media served again
+        # costs no round trip. Safe to delete at any time (see docs/storage.md).
+        return IpfsStore(settings.IPFS_API_URL, cache_dir=settings.KYODO_STORE_DIR / "ipfs-cache")
     return LocalStore(settings.KYODO_STORE_DIR)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import json
 import warnings
 import zipfile
@@ -24,7 +23,13 @@ _SIGNATURES: list[tuple[bytes, str]] = [
     (b"GIF89a", "image/gif"),
     (b"BM", "image/bmp"),
 ]
-_PIL_MIME = {"PNG": "image/png", "JPEG": "image/jpeg", "GIF": "image/gif", "BMP": "image/bmp", "WEBP": "image/webp"}
+_PIL_MIME = {
+    "PNG": "image/png",
+    "JPEG": "image/jpeg",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "WEBP": "image/webp",
+}
 
 
 class Rejected(Exception):
@@ -84,8 +89,15 @@ def validate_image(fp: IO[bytes], *, size: int, max_bytes: int, max_pixels: int)
                 img.load()
     except Rejected:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning, EOFError) as exc:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+        Image.DecompressionBombWarning,
+        EOFError,
+    ) as exc:
         raise Rejected(f"corrupt or unreadable image: {exc}") from exc
     finally:
         fp.seek(0)
@@ -124,8 +136,7 @@ def _decode_utf8(fp: IO[bytes]) -> Iterator[str]:
     """Decode lines incrementally, rejecting invalid UTF-8 with the line where it appears."""
     fp.seek(0)
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
-    reader = io.BufferedReader(fp) if not hasattr(fp, "readline") else fp  # type: ignore[arg-type]
-    for number, raw in enumerate(reader, start=1):
+    for number, raw in enumerate(fp, start=1):
         try:
             yield decoder.decode(raw)
         except UnicodeDecodeError as exc:
@@ -141,7 +152,11 @@ def iter_text_rows(fp: IO[bytes], *, name: str, max_chars: int) -> Iterator[Text
         raise Rejected("empty file")
     lines = _decode_utf8(fp)
     is_jsonl = first == b"{" or name.lower().endswith((".jsonl", ".ndjson"))
-    rows = _jsonl_rows(lines, max_chars=max_chars) if is_jsonl else _csv_rows(lines, max_chars=max_chars)
+    rows = (
+        _jsonl_rows(lines, max_chars=max_chars)
+        if is_jsonl
+        else _csv_rows(lines, max_chars=max_chars)
+    )
     count = 0
     for row in rows:
         count += 1
@@ -188,6 +203,12 @@ def _csv_rows(lines: Iterator[str], *, max_chars: int) -> Iterator[TextRow]:
     try:
         for row in reader:
             metadata = {k: v for k, v in row.items() if k not in ("text", "gold_label") and k}
-            yield _row(row.get("text"), row.get("gold_label"), metadata, f"row {reader.line_num}", max_chars)
+            yield _row(
+                row.get("text"),
+                row.get("gold_label"),
+                metadata,
+                f"row {reader.line_num}",
+                max_chars,
+            )
     except csv.Error as exc:
         raise Rejected(f"row {reader.line_num}: {exc}") from exc

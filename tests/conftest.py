@@ -1,5 +1,6 @@
 """Shared fixtures. Real services are used when configured (CI sets DATABASE_URL, REDIS_URL, ...);
-a test that needs one and cannot have it is skipped, unless KYODO_REQUIRE_SERVICES=1 (CI), where it fails.
+a test that needs one and cannot have it is skipped, unless KYODO_REQUIRE_SERVICES=1 (CI):
+then it fails.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+
 import factory
 from PIL import Image
 

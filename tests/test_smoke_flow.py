@@ -13,12 +13,20 @@ from .conftest import client_for
 from .factories import UserFactory, png_bytes
 
 
-def test_campaign_to_dataset(requester: User, buyer: User, django_capture_on_commit_callbacks) -> None:
+def test_campaign_to_dataset(
+    requester: User, buyer: User, django_capture_on_commit_callbacks
+) -> None:
     owner = client_for(requester)
     response = owner.post(
         "/api/campaigns/",
-        {"title": "Pets", "task_type": "image_classification", "label_schema": ["cat", "dog"],
-         "min_labels": 2, "max_labels": 3, "reward_per_label": "1000000000000000000000"},
+        {
+            "title": "Pets",
+            "task_type": "image_classification",
+            "label_schema": ["cat", "dog"],
+            "min_labels": 2,
+            "max_labels": 3,
+            "reward_per_label": "1000000000000000000000",
+        },
         format="json",
     )
     assert response.status_code == 201, response.content
@@ -27,8 +35,12 @@ def test_campaign_to_dataset(requester: User, buyer: User, django_capture_on_com
 
     from django.core.files.uploadedfile import SimpleUploadedFile
 
-    files = [SimpleUploadedFile(f"img{i}.png", png_bytes(i), content_type="image/png") for i in range(4)]
-    response = owner.post(f"/api/campaigns/{campaign_id}/items/", {"files": files}, format="multipart")
+    files = [
+        SimpleUploadedFile(f"img{i}.png", png_bytes(i), content_type="image/png") for i in range(4)
+    ]
+    response = owner.post(
+        f"/api/campaigns/{campaign_id}/items/", {"files": files}, format="multipart"
+    )
     assert response.status_code == 201, response.content
     assert response.json() == {"created": 4, "duplicates": 0, "rejected": []}
 
@@ -40,14 +52,21 @@ def test_campaign_to_dataset(requester: User, buyer: User, django_capture_on_com
             assert task.status_code == 200, task.content
             assert "gold" not in json.dumps(task.json())
             with django_capture_on_commit_callbacks(execute=True):
-                done = client.post(f"/api/items/{task.json()['item_id']}/annotations/", {"label": "cat"}, format="json")
+                done = client.post(
+                    f"/api/items/{task.json()['item_id']}/annotations/",
+                    {"label": "cat"},
+                    format="json",
+                )
             assert done.status_code == 201, done.content
         assert client.get(f"/api/campaigns/{campaign_id}/next/").status_code == 204
 
     campaign = Campaign.objects.get(pk=campaign_id)
     assert campaign.completed_count == 4
     assert Item.objects.filter(campaign=campaign, status=ItemStatus.COMPLETE).count() == 4
-    assert ItemConsensus.objects.filter(campaign_id=campaign_id, is_complete=True, label="cat").count() == 4
+    assert (
+        ItemConsensus.objects.filter(campaign_id=campaign_id, is_complete=True, label="cat").count()
+        == 4
+    )
     assert RewardEntry.objects.filter(status=RewardStatus.ACCEPTED).count() == 8
     assert {e.amount for e in RewardEntry.objects.all()} == {10**21}
 

@@ -1,4 +1,4 @@
-"""`make demo`: migrate, seed, start the web server and a Celery worker on 127.0.0.1; Ctrl-C stops all.
+"""`make demo`: migrate, seed, start web and a Celery worker on 127.0.0.1; Ctrl-C stops all.
 
 Embedded defaults only: SQLite and LocalStore under var/, a folder as the Celery broker. Set
 DATABASE_URL / REDIS_URL / IPFS_API_URL to run the same demo on real services.
@@ -28,7 +28,9 @@ def run(*args: str) -> None:
 def start(name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     log = open(ROOT / "var" / f"demo-{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
     # Own process group: Ctrl-C in the terminal reaches us, and we stop each child cleanly.
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def wait_http(url: str, timeout: float = 30.0) -> bool:
@@ -58,7 +60,10 @@ def stop(children: list[subprocess.Popen[bytes]]) -> None:
 
 def main() -> int:
     (ROOT / "var").mkdir(exist_ok=True)
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.local")}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.local"),
+    }
     env.setdefault("DJANGO_DEBUG", "0")
     os.environ.update(env)
     print("Kyodo demo: migrating and seeding …", flush=True)
@@ -66,11 +71,41 @@ def main() -> int:
     run("-m", "tools.seed")
 
     children = [
-        start("web", [str(BIN / "gunicorn"), "config.wsgi", "-b", f"{HOST}:{PORT}", "-w", "2", "--threads", "4",
-                      "--access-logfile", "-"], env),
-        start("worker", [str(BIN / "celery"), "-A", "config", "worker", "-B", "-l", "info", "--pool", "solo",
-                         "-Q", "default,quality,chain,ingest,export",
-                         "--schedule", str(ROOT / "var" / "celerybeat-schedule")], env),
+        start(
+            "web",
+            [
+                str(BIN / "gunicorn"),
+                "config.wsgi",
+                "-b",
+                f"{HOST}:{PORT}",
+                "-w",
+                "2",
+                "--threads",
+                "4",
+                "--access-logfile",
+                "-",
+            ],
+            env,
+        ),
+        start(
+            "worker",
+            [
+                str(BIN / "celery"),
+                "-A",
+                "config",
+                "worker",
+                "-B",
+                "-l",
+                "info",
+                "--pool",
+                "solo",
+                "-Q",
+                "default,quality,chain,ingest,export",
+                "--schedule",
+                str(ROOT / "var" / "celerybeat-schedule"),
+            ],
+            env,
+        ),
     ]
     stopping = False
 
@@ -101,7 +136,7 @@ Kyodo is running (logs in var/demo-*.log). Press Ctrl-C to stop everything.
         while not stopping:
             for child in children:
                 if child.poll() is not None:
-                    print(f"a demo process exited ({child.args[0]}); stopping", file=sys.stderr)
+                    print(f"a demo process exited ({child.args!r}); stopping", file=sys.stderr)
                     return 1
             time.sleep(0.5)
         return 0

@@ -21,7 +21,7 @@ from accounts.models import Role, User  # noqa: E402
 from labeling.models import Campaign, Item, TaskType  # noqa: E402
 from labeling.services import annotation_submit, campaign_create, items_upload, task_lease_next  # noqa: E402
 
-PASSWORD = "kyodo-demo"
+PASSWORD = "kyodo-demo"  # noqa: S105 - the documented demo password
 USERS = [
     ("admin@kyodo.local", Role.REQUESTER, True),
     ("requester@kyodo.local", Role.REQUESTER, False),
@@ -33,16 +33,34 @@ USERS = [
 SHAPES = ["circle", "square", "triangle"]
 TOKEN = 10**18  # one token in base units (18 decimals)
 
-POSITIVE = ["I love this {}", "What a great {}", "The {} works perfectly", "Best {} I have bought", "Really happy with the {}"]
-NEGATIVE = ["I hate this {}", "The {} broke after a day", "Terrible {}", "Never buying this {} again", "The {} is a waste of money"]
-NEUTRAL = ["The {} arrived on Tuesday", "It is a {}", "The {} comes in a box", "I have a {}", "This {} is blue"]
+POSITIVE = [
+    "I love this {}",
+    "What a great {}",
+    "The {} works perfectly",
+    "Best {} I have bought",
+    "Really happy with the {}",
+]
+NEGATIVE = [
+    "I hate this {}",
+    "The {} broke after a day",
+    "Terrible {}",
+    "Never buying this {} again",
+    "The {} is a waste of money",
+]
+NEUTRAL = [
+    "The {} arrived on Tuesday",
+    "It is a {}",
+    "The {} comes in a box",
+    "I have a {}",
+    "This {} is blue",
+]
 THINGS = ["phone", "lamp", "kettle", "backpack", "chair", "camera", "blender", "jacket"]
 
 
 def shape_png(shape: str, rng: random.Random, size: int = 96) -> bytes:
     """A shape on a noisy background: easy for people, learnable for a small model."""
     bg = tuple(rng.randint(200, 255) for _ in range(3))
-    img = Image.new("RGB", (size, size), bg)  # type: ignore[arg-type]
+    img = Image.new("RGB", (size, size), bg)
     draw = ImageDraw.Draw(img)
     for _ in range(40):
         x, y = rng.randrange(size), rng.randrange(size)
@@ -51,11 +69,11 @@ def shape_png(shape: str, rng: random.Random, size: int = 96) -> bytes:
     r = rng.randint(size // 5, size // 3)
     cx, cy = rng.randint(r + 2, size - r - 2), rng.randint(r + 2, size - r - 2)
     if shape == "circle":
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)  # type: ignore[arg-type]
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
     elif shape == "square":
-        draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=colour)  # type: ignore[arg-type]
+        draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=colour)
     else:
-        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)  # type: ignore[arg-type]
+        draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=colour)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
@@ -120,12 +138,14 @@ def ensure_text_campaign(owner: User) -> Campaign:
         for template in templates:
             for thing in THINGS[:4]:
                 lines.append(f'"{template.format(thing)}",{label if thing == "phone" else ""}')
-    items_upload(campaign=campaign, text_file=SimpleUploadedFile("reviews.csv", "\n".join(lines).encode()))
+    items_upload(
+        campaign=campaign, text_file=SimpleUploadedFile("reviews.csv", "\n".join(lines).encode())
+    )
     return campaign
 
 
 def simulate_labels(campaign: Campaign, workers: list[User], items: int, rng: random.Random) -> int:
-    """Label the first items as a small crowd would (mostly right), so the demo has results to show."""
+    """Label the first items as a small, mostly right crowd would: the demo has results to show."""
     done = 0
     for _ in range(items):
         for worker in workers:
@@ -134,7 +154,9 @@ def simulate_labels(campaign: Campaign, workers: list[User], items: int, rng: ra
                 continue
             truth = assignment.item.filename.split("-")[0]
             label = truth if rng.random() < 0.85 else rng.choice(SHAPES)
-            annotation_submit(worker=worker, item_id=assignment.item_id, label=label, duration_ms=1500)
+            annotation_submit(
+                worker=worker, item_id=assignment.item_id, label=label, duration_ms=1500
+            )
             done += 1
     return done
 

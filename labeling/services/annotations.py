@@ -15,9 +15,12 @@ def assignment_get_for_update(*, worker: User, item_id: int) -> Assignment:
     """The worker's lease on this item, locked; raises a domain error naming why there is none.
 
     Must run inside a transaction. Locks the item row first, then the lease: every writer of an
-    item and its leases (lease, submit, close, expire) takes the item first, so they cannot deadlock.
+    item and its leases (lease, submit, close, expire) takes the item first: no deadlocks.
     """
-    if Item.objects.select_for_update().filter(pk=item_id).values_list("id", flat=True).first() is None:
+    if (
+        Item.objects.select_for_update().filter(pk=item_id).values_list("id", flat=True).first()
+        is None
+    ):
         raise NotFound(f"item {item_id} does not exist", code="item_not_found")
     assignment = (
         Assignment.objects.select_for_update()

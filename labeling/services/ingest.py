@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -48,7 +48,10 @@ class _Draft:
 
 def _image_draft(fp: IO[bytes], *, name: str, size: int) -> _Draft:
     info = validate_image(
-        fp, size=size, max_bytes=settings.KYODO_MAX_IMAGE_BYTES, max_pixels=settings.KYODO_MAX_IMAGE_PIXELS
+        fp,
+        size=size,
+        max_bytes=settings.KYODO_MAX_IMAGE_BYTES,
+        max_pixels=settings.KYODO_MAX_IMAGE_PIXELS,
     )
     blob = blob_put_file(fp=fp)
     return _Draft(
@@ -65,8 +68,13 @@ def _zip_drafts(fp: IO[bytes], *, zip_name: str, result: UploadResult) -> Iterat
     for info in members:
         name = f"{zip_name}/{info.filename}"
         if info.file_size > settings.KYODO_MAX_IMAGE_BYTES:
-            result.rejected.append({"name": name, "reason": f"file is {info.file_size} bytes; the limit is "
-                                    f"{settings.KYODO_MAX_IMAGE_BYTES}"})
+            result.rejected.append(
+                {
+                    "name": name,
+                    "reason": f"file is {info.file_size} bytes; the limit is "
+                    f"{settings.KYODO_MAX_IMAGE_BYTES}",
+                }
+            )
             continue
         # Spool each member to a temporary file: the declared size may lie, so copy with a cap.
         with tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024) as member:
@@ -78,7 +86,7 @@ def _zip_drafts(fp: IO[bytes], *, zip_name: str, result: UploadResult) -> Iterat
                         if copied > settings.KYODO_MAX_IMAGE_BYTES:
                             raise Rejected("decompressed size is over the limit")
                         member.write(chunk)
-                yield _image_draft(member, name=name, size=copied)  # type: ignore[arg-type]
+                yield _image_draft(member, name=name, size=copied)
             except Rejected as exc:
                 result.rejected.append({"name": name, "reason": exc.reason})
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
@@ -104,7 +112,9 @@ def _image_drafts(files: Iterable[UploadedFile], result: UploadResult) -> Iterat
 def _text_drafts(upload: UploadedFile) -> Iterator[_Draft]:
     name = upload.name or "texts"
     if (upload.size or 0) > settings.KYODO_MAX_TEXT_FILE_BYTES:
-        raise Rejected(f"file is {upload.size} bytes; the limit is {settings.KYODO_MAX_TEXT_FILE_BYTES}")
+        raise Rejected(
+            f"file is {upload.size} bytes; the limit is {settings.KYODO_MAX_TEXT_FILE_BYTES}"
+        )
     fp: IO[bytes] = upload.file  # type: ignore[assignment]
     for row in iter_text_rows(fp, name=name, max_chars=settings.KYODO_MAX_TEXT_CHARS):
         data = row.text.encode("utf-8")
@@ -127,7 +137,9 @@ def _insert_batch(campaign: Campaign, drafts: list[_Draft], result: UploadResult
             result.duplicates += 1
         else:
             unique[draft.cid] = draft
-    existing = set(Item.objects.filter(campaign=campaign, cid__in=list(unique)).values_list("cid", flat=True))
+    existing = set(
+        Item.objects.filter(campaign=campaign, cid__in=list(unique)).values_list("cid", flat=True)
+    )
     result.duplicates += len(existing)
     rows = [
         Item(
@@ -154,17 +166,26 @@ def _check_gold(campaign: Campaign, draft: _Draft) -> None:
 
 @transaction.atomic
 def items_upload(
-    *, campaign: Campaign, files: list[UploadedFile] | None = None, text_file: UploadedFile | None = None
+    *,
+    campaign: Campaign,
+    files: Sequence[UploadedFile] | None = None,
+    text_file: UploadedFile | None = None,
 ) -> UploadResult:
     """Create items from uploaded images (files or zips) or a CSV/JSONL of texts."""
     result = UploadResult()
     is_text = campaign.task_type in (TaskType.TEXT_CLASSIFICATION, TaskType.TEXT_SPANS)
     if is_text and files:
-        raise ApplicationError("this is a text campaign: upload a CSV or JSONL as `file`", code="wrong_upload_kind")
+        raise ApplicationError(
+            "this is a text campaign: upload a CSV or JSONL as `file`", code="wrong_upload_kind"
+        )
     if not is_text and text_file is not None:
-        raise ApplicationError("this is an image campaign: upload images or a zip as `files`", code="wrong_upload_kind")
+        raise ApplicationError(
+            "this is an image campaign: upload images or a zip as `files`", code="wrong_upload_kind"
+        )
     if not files and text_file is None:
-        raise ApplicationError("no files: send `files` (images or a zip) or `file` (CSV/JSONL)", code="no_files")
+        raise ApplicationError(
+            "no files: send `files` (images or a zip) or `file` (CSV/JSONL)", code="no_files"
+        )
 
     batch: list[_Draft] = []
     if text_file is not None:
@@ -193,7 +214,8 @@ def items_upload(
 
     if result.created == 0 and result.duplicates == 0:
         raise ApplicationError(
-            "no file could be imported", code="all_files_rejected",
+            "no file could be imported",
+            code="all_files_rejected",
             extra={"created": 0, "duplicates": 0, "rejected": result.rejected},
         )
     Campaign.objects.filter(pk=campaign.pk).update(item_count=F("item_count") + result.created)

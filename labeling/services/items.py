@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -24,7 +26,7 @@ def item_complete(*, item_id: int) -> bool:
     released = Assignment.objects.filter(item_id=item_id, status=AssignmentStatus.LEASED).update(
         status=AssignmentStatus.EXPIRED
     )
-    updates: dict[str, F] = {"completed_count": F("completed_count") + 1}
+    updates: dict[str, Any] = {"completed_count": F("completed_count") + 1}
     if released:
         Item.objects.filter(pk=item_id).update(slots_taken=F("slots_taken") - released)
     campaign = Campaign.objects.only("budget").get(pk=item.campaign_id)

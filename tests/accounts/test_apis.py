@@ -10,10 +10,18 @@ pytestmark = pytest.mark.django_db
 
 def test_register_then_token_then_me() -> None:
     client = APIClient()
-    response = client.post("/api/auth/register/", {"email": "Ann@Example.com", "password": "a-long-passphrase"}, format="json")
+    response = client.post(
+        "/api/auth/register/",
+        {"email": "Ann@Example.com", "password": "a-long-passphrase"},
+        format="json",
+    )
     assert response.status_code == 201
     assert response.json()["role"] == Role.CONTRIBUTOR
-    token = client.post("/api/auth/token/", {"email": "ann@example.com", "password": "a-long-passphrase"}, format="json")
+    token = client.post(
+        "/api/auth/token/",
+        {"email": "ann@example.com", "password": "a-long-passphrase"},
+        format="json",
+    )
     assert token.status_code == 200
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.json()['token']}")
     assert client.get("/api/auth/me/").json()["email"] == "ann@example.com"
@@ -48,26 +56,36 @@ def test_register_rejects_bad_input(body: dict[str, object], field: str) -> None
 
 
 def test_register_rejects_weak_password() -> None:
-    response = APIClient().post("/api/auth/register/", {"email": "d@example.com", "password": "123"}, format="json")
+    response = APIClient().post(
+        "/api/auth/register/", {"email": "d@example.com", "password": "123"}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "weak_password"
 
 
 def test_malformed_json_is_a_400_naming_the_problem() -> None:
-    response = APIClient().post("/api/auth/register/", data="{not json", content_type="application/json")
+    response = APIClient().post(
+        "/api/auth/register/", data="{not json", content_type="application/json"
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "parse_error"
     assert "JSON" in response.json()["error"]["message"]
 
 
 def test_json_array_body_is_rejected() -> None:
-    response = APIClient().post("/api/auth/register/", data="[1, 2]", content_type="application/json")
+    response = APIClient().post(
+        "/api/auth/register/", data="[1, 2]", content_type="application/json"
+    )
     assert response.status_code == 400
     assert "JSON object" in response.json()["error"]["message"]
 
 
 def test_wrong_password_gets_no_token(contributor: User) -> None:
-    response = APIClient().post("/api/auth/token/", {"email": contributor.email, "password": "nope-nope-nope"}, format="json")
+    response = APIClient().post(
+        "/api/auth/token/",
+        {"email": contributor.email, "password": "nope-nope-nope"},
+        format="json",
+    )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_credentials"
 
@@ -80,7 +98,9 @@ def test_api_requires_authentication() -> None:
 
 def test_buyer_can_register_as_buyer() -> None:
     response = APIClient().post(
-        "/api/auth/register/", {"email": "e@example.com", "password": "a-long-passphrase", "role": "buyer"}, format="json"
+        "/api/auth/register/",
+        {"email": "e@example.com", "password": "a-long-passphrase", "role": "buyer"},
+        format="json",
     )
     assert response.status_code == 201
     assert User.objects.get(email="e@example.com").role == Role.BUYER
@@ -93,4 +113,6 @@ def test_createsuperuser_noinput(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "root-pass-123")
     call_command("createsuperuser", "--noinput", verbosity=0)
     user = User.objects.get(email="root@example.com")
-    assert user.is_staff and user.is_superuser and user.check_password("root-pass-123")
+    assert user.is_staff
+    assert user.is_superuser
+    assert user.check_password("root-pass-123")

@@ -32,16 +32,21 @@ def _redis_ok(url: str) -> str | None:
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db: Any, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def celery_worker_process(
+    transactional_db: Any, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     redis_url = os.environ.get("REDIS_URL", "")
     if not redis_url:
         need_service("redis", "REDIS_URL is not set")
     if problem := _redis_ok(redis_url):
         need_service("redis", problem)
     if connection.vendor != "postgresql":
-        need_service("postgresql", "a worker process cannot share an in-memory SQLite test database")
+        need_service(
+            "postgresql", "a worker process cannot share an in-memory SQLite test database"
+        )
     db = settings.DATABASES["default"]
-    database_url = f"postgresql://{db['USER']}:{db['PASSWORD']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+    database_url = f"postgresql://{db['USER']}:{db['PASSWORD']}@{host}:{port}/{db['NAME']}"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
@@ -51,17 +56,37 @@ def celery_worker_process(transactional_db: Any, tmp_path: Path) -> Iterator[sub
     }
     log = tmp_path / "worker.log"
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo", "-l", "info",
-         "-Q", "default,quality,chain,ingest,export", "-n", f"test-{os.getpid()}@%h", "--without-mingle",
-         "--without-gossip"],
-        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "-l",
+            "info",
+            "-Q",
+            "default,quality,chain,ingest,export",
+            "-n",
+            f"test-{os.getpid()}@%h",
+            "--without-mingle",
+            "--without-gossip",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     celery_app.conf.task_always_eager = False
     try:
         deadline = time.monotonic() + 60
         while "ready." not in log.read_text(errors="replace"):
             if worker.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"celery worker did not start:\n{log.read_text(errors='replace')[-3000:]}")
+                pytest.fail(
+                    f"celery worker did not start:\n{log.read_text(errors='replace')[-3000:]}"
+                )
             time.sleep(0.2)
         yield worker
     finally:

@@ -32,20 +32,29 @@ def wait_for(predicate: Any, timeout: float = 60.0) -> bool:
 def test_worker_decides_consensus_and_writes_ledger(celery_worker_process: Any) -> None:
     requester = UserFactory(role=Role.REQUESTER)
     campaign = CampaignFactory(owner=requester, min_labels=2, max_labels=3, reward_per_label=7)
-    items_upload(campaign=campaign, files=[SimpleUploadedFile(f"{i}.png", png_bytes(i)) for i in range(3)])
+    items_upload(
+        campaign=campaign, files=[SimpleUploadedFile(f"{i}.png", png_bytes(i)) for i in range(3)]
+    )
     workers = [UserFactory() for _ in range(3)]
     # Worker 0 and 1 agree on every item (closes at 2 labels); worker 2 never gets to label.
     for worker in workers[:2]:
         client = client_for(worker)
         for _ in range(3):
             task = client.get(f"/api/campaigns/{campaign.pk}/next/").json()
-            response = client.post(f"/api/items/{task['item_id']}/annotations/", {"label": "dog"}, format="json")
+            response = client.post(
+                f"/api/items/{task['item_id']}/annotations/", {"label": "dog"}, format="json"
+            )
             assert response.status_code == 201
 
     assert wait_for(lambda: RewardEntry.objects.filter(campaign_id=campaign.pk).count() == 6), (
         f"ledger rows: {RewardEntry.objects.filter(campaign_id=campaign.pk).count()}"
     )
-    assert ItemConsensus.objects.filter(campaign_id=campaign.pk, is_complete=True, label="dog").count() == 3
+    assert (
+        ItemConsensus.objects.filter(campaign_id=campaign.pk, is_complete=True, label="dog").count()
+        == 3
+    )
     assert Item.objects.filter(campaign=campaign, status=ItemStatus.COMPLETE).count() == 3
-    assert set(RewardEntry.objects.values_list("status", "amount").distinct()) == {(RewardStatus.ACCEPTED, 7)}
+    assert set(RewardEntry.objects.values_list("status", "amount").distinct()) == {
+        (RewardStatus.ACCEPTED, 7)
+    }
     assert client_for(workers[2]).get(f"/api/campaigns/{campaign.pk}/next/").status_code == 204

@@ -24,7 +24,11 @@ def test_requester_creates_and_reads_campaign(requester: User) -> None:
     created = client.post("/api/campaigns/", VALID, format="json")
     assert created.status_code == 201, created.content
     body = created.json()
-    assert body["label_schema"]["classes"][0] == {"name": "sparrow", "hotkey": "s", "color": "#0072B2"}
+    assert body["label_schema"]["classes"][0] == {
+        "name": "sparrow",
+        "hotkey": "s",
+        "color": "#0072B2",
+    }
     assert body["label_schema"]["classes"][1]["hotkey"] == "2"
     detail = client.get(f"/api/campaigns/{body['id']}/")
     assert detail.status_code == 200
@@ -54,7 +58,9 @@ def test_contributor_cannot_create_campaign(contributor: User) -> None:
         ({"task_type": "image_bbox"}, "not available"),
     ],
 )
-def test_bad_campaign_input_names_the_problem(requester: User, change: dict[str, object], needle: str) -> None:
+def test_bad_campaign_input_names_the_problem(
+    requester: User, change: dict[str, object], needle: str
+) -> None:
     response = client_for(requester).post("/api/campaigns/", {**VALID, **change}, format="json")
     assert response.status_code == 400, response.content
     error = response.json()["error"]
@@ -64,7 +70,9 @@ def test_bad_campaign_input_names_the_problem(requester: User, change: dict[str,
 
 def test_huge_reward_is_exact(requester: User) -> None:
     amount = str(2**200)
-    response = client_for(requester).post("/api/campaigns/", {**VALID, "reward_per_label": amount}, format="json")
+    response = client_for(requester).post(
+        "/api/campaigns/", {**VALID, "reward_per_label": amount}, format="json"
+    )
     assert response.status_code == 201
     assert Campaign.objects.get().reward_per_label == 2**200
     assert response.json()["reward_per_label"] == amount
@@ -78,7 +86,12 @@ def test_unknown_campaign_is_404(requester: User) -> None:
 
 def test_owner_pauses_campaign_and_next_refuses(campaign: Campaign, contributor: User) -> None:
     owner = client_for(campaign.owner)
-    assert owner.patch(f"/api/campaigns/{campaign.pk}/", {"status": "paused"}, format="json").status_code == 200
+    assert (
+        owner.patch(
+            f"/api/campaigns/{campaign.pk}/", {"status": "paused"}, format="json"
+        ).status_code
+        == 200
+    )
     # A paused campaign is not visible to contributors at all.
     response = client_for(contributor).get(f"/api/campaigns/{campaign.pk}/next/")
     assert response.status_code == 403

@@ -33,10 +33,19 @@ def test_next_returns_a_lease_and_is_idempotent(campaign: Campaign, contributor:
     first = client.get(f"/api/campaigns/{campaign.pk}/next/")
     assert first.status_code == 200
     body = first.json()
-    assert set(body) == {"item_id", "campaign_id", "classes", "lease_expires_at", "media_type", "media_url"}
+    assert set(body) == {
+        "item_id",
+        "campaign_id",
+        "classes",
+        "lease_expires_at",
+        "media_type",
+        "media_url",
+    }
     assert body["media_url"].startswith("/ipfs/bafkrei")
     assert [c["name"] for c in body["classes"]] == ["cat", "dog", "bird"]
-    assert "cat" not in json.dumps({k: v for k, v in body.items() if k != "classes"})  # no gold leak
+    assert "cat" not in json.dumps(
+        {k: v for k, v in body.items() if k != "classes"}
+    )  # no gold leak
     # Asking again before labeling returns the same lease, not a second item.
     assert client.get(f"/api/campaigns/{campaign.pk}/next/").json()["item_id"] == body["item_id"]
     assert Assignment.objects.filter(worker=contributor).count() == 1
@@ -50,10 +59,18 @@ def test_submit_validation_errors(campaign: Campaign, contributor: User) -> None
     unknown = client.post(url, {"label": "horse"}, format="json")
     assert unknown.status_code == 400
     assert unknown.json()["error"]["code"] == "unknown_class"
-    assert client.post(url, {"label": ["cat"]}, format="json").json()["error"]["code"] == "unknown_class"
-    assert client.post(url, {"label": "cat", "extra": 1}, format="json").json()["error"]["code"] == "unknown_field"
+    assert (
+        client.post(url, {"label": ["cat"]}, format="json").json()["error"]["code"]
+        == "unknown_class"
+    )
+    assert (
+        client.post(url, {"label": "cat", "extra": 1}, format="json").json()["error"]["code"]
+        == "unknown_field"
+    )
     assert client.post(url, {}, format="json").status_code == 400
-    assert client.post(url, {"label": "cat", "duration_ms": "slow"}, format="json").status_code == 400
+    assert (
+        client.post(url, {"label": "cat", "duration_ms": "slow"}, format="json").status_code == 400
+    )
     assert client.post(url, data="{", content_type="application/json").status_code == 400
     other = next(i for i in items if i.pk != task["item_id"])
     not_mine = client.post(f"/api/items/{other.pk}/annotations/", {"label": "cat"}, format="json")
@@ -81,7 +98,12 @@ def test_never_the_same_item_twice_and_never_over_max_labels(requester: User) ->
             seen.setdefault(worker.pk, []).append(item_id)
             # Alternate labels so items never reach agreement early: all must reach max_labels.
             label = ["cat", "dog", "bird"][len(seen[worker.pk]) % 3]
-            assert client.post(f"/api/items/{item_id}/annotations/", {"label": label}, format="json").status_code == 201
+            assert (
+                client.post(
+                    f"/api/items/{item_id}/annotations/", {"label": label}, format="json"
+                ).status_code
+                == 201
+            )
         assert response.status_code == 204
     for items in seen.values():
         assert len(items) == len(set(items))
@@ -97,10 +119,14 @@ def test_expired_lease_returns_to_the_pool(requester: User) -> None:
     slow, fast = UserFactory(), UserFactory()
     assert client_for(slow).get(f"/api/campaigns/{campaign.pk}/next/").json()["item_id"] == item.pk
     assert client_for(fast).get(f"/api/campaigns/{campaign.pk}/next/").status_code == 204
-    Assignment.objects.filter(worker=slow).update(leased_until=timezone.now() - timedelta(seconds=1))
+    Assignment.objects.filter(worker=slow).update(
+        leased_until=timezone.now() - timedelta(seconds=1)
+    )
     # The next request reclaims the expired lease on its own (the beat task also does).
     assert client_for(fast).get(f"/api/campaigns/{campaign.pk}/next/").json()["item_id"] == item.pk
-    late = client_for(slow).post(f"/api/items/{item.pk}/annotations/", {"label": "cat"}, format="json")
+    late = client_for(slow).post(
+        f"/api/items/{item.pk}/annotations/", {"label": "cat"}, format="json"
+    )
     assert late.status_code == 409
     assert late.json()["error"]["code"] == "lease_expired"
     item.refresh_from_db()
@@ -109,7 +135,9 @@ def test_expired_lease_returns_to_the_pool(requester: User) -> None:
 
 
 def test_budget_caps_reservations(requester: User) -> None:
-    campaign = CampaignFactory(owner=requester, reward_per_label=10, budget=25, min_labels=1, max_labels=2)
+    campaign = CampaignFactory(
+        owner=requester, reward_per_label=10, budget=25, min_labels=1, max_labels=2
+    )
     add_images(campaign, 5)
     leased = 0
     for _ in range(4):

@@ -27,12 +27,23 @@ def image(name: str, data: bytes) -> SimpleUploadedFile:
 
 def test_images_and_duplicates(campaign: Campaign) -> None:
     client = client_for(campaign.owner)
-    first = upload(client, campaign.pk, files=[image("a.png", png_bytes(1)), image("b.jpg", png_bytes(2, fmt="JPEG"))])
+    first = upload(
+        client,
+        campaign.pk,
+        files=[image("a.png", png_bytes(1)), image("b.jpg", png_bytes(2, fmt="JPEG"))],
+    )
     assert first.status_code == 201
     assert first.json() == {"created": 2, "duplicates": 0, "rejected": []}
     # Same bytes under another name, twice in one upload and once already stored: all duplicates.
-    again = upload(client, campaign.pk, files=[image("c.png", png_bytes(1)), image("d.png", png_bytes(3)),
-                                               image("e.png", png_bytes(3))])
+    again = upload(
+        client,
+        campaign.pk,
+        files=[
+            image("c.png", png_bytes(1)),
+            image("d.png", png_bytes(3)),
+            image("e.png", png_bytes(3)),
+        ],
+    )
     assert again.json() == {"created": 1, "duplicates": 2, "rejected": []}
     items = Item.objects.filter(campaign=campaign)
     assert items.count() == 3
@@ -45,8 +56,15 @@ def test_images_and_duplicates(campaign: Campaign) -> None:
 
 
 def test_zip_with_a_non_image_names_it(campaign: Campaign) -> None:
-    data = zip_bytes({"x/one.png": png_bytes(1), "x/two.png": png_bytes(2), "x/readme.txt": b"hello",
-                      "__MACOSX/._one.png": b"junk", "x/": b""})
+    data = zip_bytes(
+        {
+            "x/one.png": png_bytes(1),
+            "x/two.png": png_bytes(2),
+            "x/readme.txt": b"hello",
+            "__MACOSX/._one.png": b"junk",
+            "x/": b"",
+        }
+    )
     response = upload(client_for(campaign.owner), campaign.pk, files=[image("batch.zip", data)])
     assert response.status_code == 201
     body = response.json()
@@ -68,16 +86,22 @@ def test_png_header_with_garbage_is_rejected_and_leaves_nothing(campaign: Campai
 
 def test_truncated_png_is_rejected(campaign: Campaign) -> None:
     data = png_bytes(5, size=(64, 64))
-    response = upload(client_for(campaign.owner), campaign.pk,
-                      files=[image("cut.png", data[: len(data) // 2]), image("ok.png", png_bytes(6))])
+    response = upload(
+        client_for(campaign.owner),
+        campaign.pk,
+        files=[image("cut.png", data[: len(data) // 2]), image("ok.png", png_bytes(6))],
+    )
     assert response.status_code == 201
     assert response.json()["created"] == 1
     assert response.json()["rejected"][0]["name"] == "cut.png"
 
 
 def test_name_does_not_decide_the_type(campaign: Campaign) -> None:
-    response = upload(client_for(campaign.owner), campaign.pk,
-                      files=[image("real.txt", png_bytes(7)), image("fake.png", b"GIF? no, text")])
+    response = upload(
+        client_for(campaign.owner),
+        campaign.pk,
+        files=[image("real.txt", png_bytes(7)), image("fake.png", b"GIF? no, text")],
+    )
     assert response.json()["created"] == 1
     assert Item.objects.get().media_type == "image/png"
     assert response.json()["rejected"][0]["name"] == "fake.png"
@@ -96,21 +120,32 @@ def test_oversize_file_is_rejected(campaign: Campaign) -> None:
 def test_decompression_bomb_is_rejected(campaign: Campaign) -> None:
     buf = io.BytesIO()
     Image.new("1", (4000, 4000)).save(buf, format="PNG")  # tiny file, 16 Mpx
-    response = upload(client_for(campaign.owner), campaign.pk, files=[image("bomb.png", buf.getvalue())])
+    response = upload(
+        client_for(campaign.owner), campaign.pk, files=[image("bomb.png", buf.getvalue())]
+    )
     assert response.status_code == 400
     assert "pixels" in response.json()["error"]["rejected"][0]["reason"]
 
 
 def text_campaign(owner: User) -> Campaign:
-    return CampaignFactory(owner=owner, task_type=TaskType.TEXT_CLASSIFICATION,
-                           label_schema={"classes": [{"name": "pos", "hotkey": "1", "color": "#000000"},
-                                                     {"name": "neg", "hotkey": "2", "color": "#ffffff"}]})
+    return CampaignFactory(
+        owner=owner,
+        task_type=TaskType.TEXT_CLASSIFICATION,
+        label_schema={
+            "classes": [
+                {"name": "pos", "hotkey": "1", "color": "#000000"},
+                {"name": "neg", "hotkey": "2", "color": "#ffffff"},
+            ]
+        },
+    )
 
 
 def test_csv_and_jsonl_texts(requester: User) -> None:
     campaign = text_campaign(requester)
     client = client_for(requester)
-    csv_file = SimpleUploadedFile("t.csv", "text,gold_label,source\nI love it,pos,web\nAwful,,web\nI love it,,x\n".encode())
+    csv_file = SimpleUploadedFile(
+        "t.csv", b"text,gold_label,source\nI love it,pos,web\nAwful,,web\nI love it,,x\n"
+    )
     response = upload(client, campaign.pk, file=csv_file)
     assert response.status_code == 201, response.content
     assert response.json() == {"created": 2, "duplicates": 1, "rejected": []}
@@ -118,7 +153,8 @@ def test_csv_and_jsonl_texts(requester: User) -> None:
     response = upload(client, campaign.pk, file=jsonl)
     assert response.json() == {"created": 1, "duplicates": 1, "rejected": []}
     gold = Item.objects.get(text="I love it")
-    assert gold.gold_label == "pos" and gold.metadata == {"source": "web"}
+    assert gold.gold_label == "pos"
+    assert gold.metadata == {"source": "web"}
     assert Item.objects.get(text="Meh").metadata == {"lang": "en"}
     assert get_store().read_bytes(gold.cid) == b"I love it"
 
@@ -136,7 +172,9 @@ def test_csv_and_jsonl_texts(requester: User) -> None:
         ("blank.csv", b"text\n   \n", "empty"),
     ],
 )
-def test_bad_text_files_are_rejected_whole(requester: User, name: str, content: bytes, needle: str) -> None:
+def test_bad_text_files_are_rejected_whole(
+    requester: User, name: str, content: bytes, needle: str
+) -> None:
     campaign = text_campaign(requester)
     client = client_for(requester)
     good_then_bad = SimpleUploadedFile(name, content)
