@@ -1,113 +1,231 @@
 // The labeling workspace: one item at a time, keys pick a class, no page reloads.
+//
+// #workspace[data-state] is the page's state, for CSS and for the browser tests:
+//   loading → ready → saving → loading → … → done, or error when the next item cannot be had.
+// #workspace[data-item-id] is the item on screen while ready.
 (() => {
   "use strict";
   const root = document.getElementById("workspace");
+  if (!root) return;
+  const $ = (id) => document.getElementById(id);
   const campaignId = root.dataset.campaign;
-  const csrf = document.querySelector("input[name=csrfmiddlewaretoken]").value;
-  const media = document.getElementById("media");
-  const text = document.getElementById("text");
-  const empty = document.getElementById("empty");
-  const progress = document.getElementById("progress");
-  const statusLine = document.getElementById("status");
-  const buttons = Array.from(document.querySelectorAll("button.cls"));
+  const csrf = root.querySelector("input[name=csrfmiddlewaretoken]").value;
+  const stage = $("stage");
+  const media = $("media");
+  const text = $("text");
+  const loading = $("loading");
+  const empty = $("empty");
+  const progress = $("progress");
+  const statusLine = $("status");
+  const errorBox = $("error");
+  const errorText = $("error-text");
+  const retry = $("retry");
+  const buttons = Array.from(root.querySelectorAll("button.cls"));
   const byHotkey = new Map(buttons.filter((b) => b.dataset.hotkey).map((b) => [b.dataset.hotkey, b]));
+  // Only show "Loading…" when the next item is slow: a flash of it on every item is a jump.
+  const LOADING_DELAY_MS = 400;
 
+  let labeled = Number(root.dataset.labeled) || 0;
+  // The campaign's counters as last seen (server-rendered first), kept when a refresh fails.
+  let campaignProgress = { completed: Number(root.dataset.completed) || 0, items: Number(root.dataset.items) || 0 };
   let task = null;
   let shownAt = 0;
-  let busy = false;
-  let labeledHere = 0;
+  let retryAction = null;
 
-  async function api(method, url, body) {
-    const response = await fetch(url, {
-      method,
-      credentials: "same-origin",
-      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const data = response.status === 204 ? null : await response.json().catch(() => null);
-    return { status: response.status, data };
+  class ApiError extends Error {
+    constructor(message, status, code) {
+      super(message);
+      this.status = status;
+      this.code = code || "";
+    }
+    get signedOut() {
+      return this.status === 401 || this.code === "not_authenticated" || /^CSRF/.test(this.message);
+    }
   }
 
-  function setEnabled(on) {
-    buttons.forEach((b) => { b.disabled = !on; });
+  function sentence(message) {
+    return message.charAt(0).toUpperCase() + message.slice(1);
+  }
+
+  function describe(status, data) {
+    const message = data && data.error && data.error.message;
+    if (typeof message === "string" && message) return sentence(message);
+    if (status >= 500) return `The server had a problem (HTTP ${status}). Please try again in a moment.`;
+    return `The request failed (HTTP ${status}).`;
+  }
+
+  // Every call goes through here: the result, null for 204, or an ApiError with a readable message.
+  async function api(method, url, body) {
+    let response;
+    try {
+      response = await fetch(url, {
+        method,
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch (_) {
+      throw new ApiError("Could not reach the server. Check your connection and try again.", 0, "network");
+    }
+    if (response.status === 204) return null;
+    const data = await response.json().catch(() => null);
+    if (response.ok) return data;
+    const code = data && data.error && data.error.code;
+    throw new ApiError(describe(response.status, data), response.status, typeof code === "string" ? code : "");
+  }
+
+  function setState(state) {
+    root.dataset.state = state;
+    stage.setAttribute("aria-busy", String(state === "loading" || state === "saving"));
+    buttons.forEach((b) => { b.disabled = state !== "ready"; });
+  }
+
+  function showOnly(element) {
+    [media, text, loading, empty].forEach((e) => { e.hidden = e !== element; });
+  }
+
+  function announce(message) {
+    statusLine.textContent = message;
+  }
+
+  function clearError() {
+    errorBox.hidden = true;
+    errorText.textContent = "";
+    retry.hidden = true;
+    retryAction = null;
+  }
+
+  function showError(err, action) {
+    errorText.textContent = err.message;
+    if (err.signedOut) {
+      const next = encodeURIComponent(window.location.pathname);
+      errorText.textContent = "You are signed out. ";
+      const link = document.createElement("a");
+      link.href = `/login/?next=${next}`;
+      link.textContent = "Sign in again";
+      errorText.append(link);
+      action = null;
+    }
+    retryAction = action;
+    retry.hidden = !action;
+    errorBox.hidden = false;
+    if (action) retry.focus();
+  }
+
+  function renderProgress() {
+    const items = labeled === 1 ? "item" : "items";
+    let line = `You labeled ${labeled} ${items} here`;
+    if (campaignProgress) line += ` · ${campaignProgress.completed} of ${campaignProgress.items} items complete`;
+    progress.textContent = line;
   }
 
   async function refreshProgress() {
-    const { status, data } = await api("GET", `/api/campaigns/${campaignId}/`);
-    if (status === 200) {
-      const p = data.progress;
-      progress.textContent = `You labeled ${labeledHere} this session · campaign: ${p.completed} of ${p.items} items done, ${p.labels} labels`;
+    renderProgress();
+    try {
+      const data = await api("GET", `/api/campaigns/${campaignId}/`);
+      campaignProgress = data.progress;
+      renderProgress();
+    } catch (_) {
+      // The counters are a nicety: labeling goes on without them.
     }
   }
 
-  function show(next) {
+  async function show(next) {
     task = next;
-    media.hidden = true;
-    text.hidden = true;
-    empty.hidden = true;
-    if (!task) {
-      empty.hidden = false;
-      setEnabled(false);
-      root.dataset.state = "done";
-      return;
-    }
-    if (task.text !== undefined) {
-      text.textContent = task.text;
-      text.hidden = false;
+    if (next.text !== undefined) {
+      text.textContent = next.text;
+      showOnly(text);
     } else {
-      media.src = task.media_url;
-      media.hidden = false;
+      media.alt = `Image to label, item ${next.item_id}`;
+      media.src = next.media_url;
+      try {
+        await media.decode();
+      } catch (_) {
+        showOnly(null);
+        setState("error");
+        showError(new ApiError("This image could not be loaded."), () => show(next));
+        return;
+      }
+      showOnly(media);
     }
-    root.dataset.itemId = String(task.item_id);
-    root.dataset.state = "ready";
+    buttons.forEach((b) => b.classList.remove("chosen"));
+    root.dataset.itemId = String(next.item_id);
     shownAt = performance.now();
-    setEnabled(true);
+    setState("ready");
   }
 
   async function loadNext() {
-    root.dataset.state = "loading";
-    const { status, data } = await api("GET", `/api/campaigns/${campaignId}/next/`);
-    if (status === 200) show(data);
-    else if (status === 204) show(null);
-    else {
-      statusLine.textContent = (data && data.error && data.error.message) || `error ${status}`;
-      show(null);
+    task = null;
+    setState("loading");
+    const slow = setTimeout(() => showOnly(loading), LOADING_DELAY_MS);
+    try {
+      const next = await api("GET", `/api/campaigns/${campaignId}/next/`);
+      clearError();
+      if (next === null) {
+        delete root.dataset.itemId;
+        buttons.forEach((b) => b.classList.remove("chosen"));
+        showOnly(empty);
+        setState("done");
+        return;
+      }
+      await show(next); // a slow image also gets "Loading…"
+    } catch (err) {
+      buttons.forEach((b) => b.classList.remove("chosen"));
+      showOnly(null);
+      setState("error");
+      showError(err, loadNext);
+    } finally {
+      clearTimeout(slow);
     }
   }
 
-  async function submit(label) {
-    if (!task || busy) return;
-    busy = true;
-    setEnabled(false);
-    const itemId = task.item_id;
-    const { status, data } = await api("POST", `/api/items/${itemId}/annotations/`, {
-      label,
-      duration_ms: Math.round(performance.now() - shownAt),
-    });
-    if (status === 201) {
-      labeledHere += 1;
-      statusLine.textContent = `Saved “${label}”.`;
-    } else {
-      // A closed item or an expired lease is not the contributor's fault: move on.
-      statusLine.textContent = (data && data.error && data.error.message) || `error ${status}`;
+  async function submit(button) {
+    if (root.dataset.state !== "ready" || !task) return;
+    const label = button.dataset.label;
+    button.classList.add("chosen");
+    setState("saving");
+    try {
+      await api("POST", `/api/items/${task.item_id}/annotations/`, {
+        label,
+        duration_ms: Math.round(performance.now() - shownAt),
+      });
+    } catch (err) {
+      if (err.status === 409) {
+        // The lease expired or the item closed meanwhile: not the contributor's fault, move on.
+        announce(`${err.message} Moving on to the next item.`);
+        await loadNext();
+        return;
+      }
+      // The item is still leased to them: show why, and let them choose again.
+      button.classList.remove("chosen");
+      setState("ready");
+      showError(err, null);
+      return;
     }
-    busy = false;
-    await loadNext();
+    labeled += 1;
+    announce(`Saved “${label}”.`);
     refreshProgress();
+    await loadNext();
   }
 
-  buttons.forEach((b) => b.addEventListener("click", () => submit(b.dataset.label)));
+  retry.addEventListener("click", () => {
+    const action = retryAction;
+    clearError();
+    if (action) action();
+  });
+  buttons.forEach((b) => b.addEventListener("click", () => submit(b)));
   document.addEventListener("keydown", (event) => {
-    if (event.ctrlKey || event.metaKey || event.altKey) return;
-    const button = byHotkey.get(event.key);
-    if (button) {
-      event.preventDefault();
-      button.classList.add("pressed");
-      setTimeout(() => button.classList.remove("pressed"), 120);
-      submit(button.dataset.label);
+    if (event.ctrlKey || event.metaKey || event.altKey || event.repeat) return;
+    const target = event.target;
+    if (target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName))) {
+      return;
     }
+    const button = byHotkey.get(event.key) || byHotkey.get(event.key.toLowerCase());
+    if (!button) return;
+    event.preventDefault();
+    submit(button);
   });
 
-  setEnabled(false);
-  loadNext().then(refreshProgress);
+  setState("loading");
+  loadNext();
 })();
