@@ -77,9 +77,9 @@ def smoothed_confusions(
 
 
 def class_priors_from(posteriors: FloatArray) -> FloatArray:
-    """Laplace-smoothed class shares of the current posteriors."""
-    k = posteriors.shape[1]
-    return np.asarray((posteriors.sum(axis=0) + 1.0) / (posteriors.shape[0] + k), dtype=np.float64)
+    """Laplace-smoothed class shares of the current posteriors (all-zero rows carry no weight)."""
+    mass = posteriors.sum(axis=0)
+    return np.asarray((mass + 1.0) / (mass.sum() + mass.size), dtype=np.float64)
 
 
 def log_likelihood_scores(
@@ -101,15 +101,14 @@ def log_likelihood_scores(
 
 
 def fit_prior_strength(
-    counts: FloatArray, *, prior_confusion: FloatArray, start: FloatArray, steps: int = 10
+    counts: FloatArray, *, prior_confusion: FloatArray, start: FloatArray, steps: int = 50
 ) -> FloatArray:
     """Per true class, the Dirichlet precision that best explains how workers spread around the
     population matrix (Minka's fixed point for the Dirichlet-multinomial, mean held fixed).
 
     Homogeneous workers give a large precision (everyone is shrunk toward the population),
-    heterogeneous ones a small one. Warm-started from `start`, so a few steps per EM iteration
-    track it (the arrays are only W x K x K, cheap next to the E-step); clipped to
-    [MIN_STRENGTH, MAX_STRENGTH] so neither limit can run away.
+    heterogeneous ones a small one. The arrays are only W x K x K, so the steps cost little next
+    to one E-step; the result is clipped to [MIN_STRENGTH, MAX_STRENGTH].
     """
     strength = start.copy()
     seen = counts.sum(axis=2)  # (W, K): soft answers per worker and true class
@@ -125,8 +124,15 @@ def fit_prior_strength(
     return strength
 
 
-def _initial_posteriors(answers: Answers) -> FloatArray:
-    """Soft majority vote with gold clamped: the usual, deterministic EM starting point."""
+def _initial_posteriors(answers: Answers, *, gold_only: bool = False) -> FloatArray:
+    """Where EM starts: the soft majority vote with gold clamped (deterministic).
+
+    With `gold_only`, every non-gold row is zero, so the first M-step estimates the workers from
+    their gold answers alone: gold then *seeds* the workers instead of being outvoted by the
+    majority on all other items.
+    """
+    if gold_only:
+        return clamp_gold(np.zeros((answers.n_items, answers.n_classes)), answers)
     counts = vote_counts(answers)
     return clamp_gold(normalise_rows(counts, fallback=label_frequencies(answers)), answers)
 
@@ -138,35 +144,47 @@ def dawid_skene(
     tol: float = DEFAULT_TOL,
     max_iter: int = DEFAULT_MAX_ITER,
     method: str = "dawid_skene",
+    seed_from_gold: bool = False,
 ) -> Result:
     """Full-confusion Dawid-Skene by EM under the priors in the module docstring.
 
     `prior_strength=None` learns the Dirichlet precision per true class from the data (empirical
     Bayes); a number fixes it, in answers. Gold items in `answers`, if any, are clamped to their
-    label in every E-step, so they also anchor the worker estimates. Stops when the mean log
+    label in every E-step, so they also anchor the worker estimates; with `seed_from_gold` the
+    first worker estimates come from gold items alone. Stops when the mean log
     evidence per answer changes by less than `tol` between two iterations, or after `max_iter`.
     """
     if prior_strength is not None and prior_strength < 0:
         raise ValueError("prior_strength must be non-negative")
+    if max_iter < 1:
+        raise ValueError("max_iter must be at least 1")
     k = answers.n_classes
     worker_label = answers.worker_idx * k + answers.label_idx
-    posteriors = _initial_posteriors(answers)
+    posteriors = _initial_posteriors(
+        answers, gold_only=seed_from_gold and bool(answers.gold_item_idx.size)
+    )
     strength = np.full(k, INITIAL_STRENGTH if prior_strength is None else prior_strength)
+    # The precision is learned once, from the converged fit with the starting precision, and then
+    # held while EM converges again. Re-learning it every iteration feeds back on itself: an
+    # excellent annotator among a few look-alike workers is shrunk a little, so it looks more
+    # like the others, so the learned precision grows, so it is shrunk more, without end.
+    learned = prior_strength is not None
     objective = -np.inf
     converged = False
     iterations = 0
-    while True:
+    while iterations < max_iter:
         counts = soft_confusion_counts(answers, posteriors=posteriors, worker_label=worker_label)
-        pooled = counts.sum(axis=0) + 1.0
-        if prior_strength is None:
+        if converged:
+            if learned:
+                break
+            pooled = counts.sum(axis=0) + 1.0
             strength = fit_prior_strength(
                 counts, prior_confusion=pooled / pooled.sum(axis=1, keepdims=True), start=strength
             )
+            learned, converged, objective = True, False, -np.inf
+        iterations += 1
         confusions, prior_confusion = smoothed_confusions(counts, prior_strength=strength)
         priors = class_priors_from(posteriors)
-        if converged or iterations >= max_iter:
-            break
-        iterations += 1
         scores = log_likelihood_scores(
             answers,
             log_confusions=np.log(confusions),
@@ -175,9 +193,13 @@ def dawid_skene(
         )
         posteriors, evidence = softmax_rows(scores)
         clamp_gold(posteriors, answers)
-        updated = float(evidence.sum()) / max(answers.n_answers, 1)
-        converged = abs(updated - objective) < tol
+        # Gold items count with their known class, not summed over classes.
+        evidence[answers.gold_item_idx] = scores[answers.gold_item_idx, answers.gold_label_idx]
+        updated = float(evidence.sum())
+        converged = abs(updated - objective) < tol * max(answers.n_answers, 1)
         objective = updated
+    # The loop ends right after an E-step, so the confusions and priors returned are exactly those
+    # that produced `posteriors`: `item_posterior` with them reproduces this result for any item.
     quality = np.einsum("k,wkk->w", priors, confusions)
     return Result(
         method=method,
@@ -189,6 +211,7 @@ def dawid_skene(
         prior_confusion=prior_confusion,
         iterations=iterations,
         converged=converged,
+        log_likelihood=objective,
     )
 
 
@@ -199,16 +222,26 @@ def gold_dawid_skene(
     tol: float = DEFAULT_TOL,
     max_iter: int = DEFAULT_MAX_ITER,
 ) -> Result:
-    """Dawid-Skene with gold items fixed: they seed the first worker estimates and stay clamped.
+    """Dawid-Skene with gold items fixed: they alone seed the first worker estimates, then stay
+    clamped while EM runs over all items. A crowd whose majority is systematically wrong is
+    then read correctly as long as its workers also answered some gold.
 
     Raises `ValueError` without gold, so a misconfigured campaign is not silently unanchored.
     """
     if not answers.gold_item_idx.size:
         raise ValueError("gold_dawid_skene needs gold items (Answers.with_gold)")
-    return dawid_skene(
-        answers,
-        prior_strength=prior_strength,
-        tol=tol,
-        max_iter=max_iter,
-        method="gold_dawid_skene",
-    )
+    # Two starts, the gold-seeded one and the usual majority vote one, and the likelier fit wins:
+    # a handful of gold items is too little to seed every class on its own, while a majority that
+    # is wrong by design makes the gold items unlikely under the majority-started fit.
+    fits = [
+        dawid_skene(
+            answers,
+            prior_strength=prior_strength,
+            tol=tol,
+            max_iter=max_iter,
+            method="gold_dawid_skene",
+            seed_from_gold=seeded,
+        )
+        for seeded in (True, False)
+    ]
+    return max(fits, key=lambda fit: fit.log_likelihood)

@@ -30,6 +30,8 @@ class Result:
     prior_confusion: FloatArray | None = None
     iterations: int = 0
     converged: bool = True
+    # log P(answers, gold labels | fitted parameters) for EM methods; NaN for votes.
+    log_likelihood: float = float("nan")
 
     @property
     def confidence(self) -> FloatArray:
