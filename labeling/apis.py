@@ -14,7 +14,7 @@ from core.errors import ApplicationError
 from core.serializers import StrictSerializer
 
 from . import selectors, services
-from .models import Campaign, CampaignStatus, TaskType
+from .models import Campaign, CampaignStatus, ImportJob, TaskType
 from .services.campaigns import campaign_check_can_manage
 
 
@@ -229,3 +229,72 @@ class AnnotationCreateApi(APIView):
             worker=request_user(request), item_id=item_id, **data.validated_data
         )
         return Response(self.Output(annotation).data, status=status.HTTP_201_CREATED)
+
+
+class ImportOutput(serializers.ModelSerializer[ImportJob]):
+    class Meta:
+        model = ImportJob
+        fields = (
+            "id",
+            "campaign",
+            "kind",
+            "source_name",
+            "source_cid",
+            "status",
+            "total",
+            "processed",
+            "created",
+            "duplicates",
+            "rejected",
+            "error",
+            "created_at",
+            "finished_at",
+        )
+
+
+class ImportCreateApi(APIView):
+    parser_classes = (MultiPartParser, FormParser)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "a zip of images, a CSV/JSONL of texts, or a JSONL of "
+                        'existing CIDs ({"cid": ..., "filename"?, "gold_label"?} per line)',
+                    }
+                },
+            }
+        },
+        responses={202: ImportOutput},
+        tags=["campaigns"],
+    )
+    def post(self, request: Request, campaign_id: int) -> Response:
+        campaign = selectors.campaign_get(campaign_id=campaign_id)
+        user = request_user(request)
+        campaign_check_can_manage(user=user, campaign=campaign)
+        unknown = sorted(set(request.data) - {"file"})
+        if unknown:
+            raise ApplicationError(f"unknown fields: {unknown}; send `file`", code="unknown_field")
+        files = request.FILES.getlist("file")
+        if len(files) != 1:
+            raise ApplicationError("send exactly one `file`", code="no_files")
+        job = services.import_job_create(campaign=campaign, user=user, upload=files[0])
+        return Response(ImportOutput(job).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: ImportOutput(many=True)}, tags=["campaigns"])
+    def get(self, request: Request, campaign_id: int) -> Response:
+        campaign = selectors.campaign_get(campaign_id=campaign_id)
+        campaign_check_can_manage(user=request_user(request), campaign=campaign)
+        return Response(ImportOutput(selectors.imports_of(campaign=campaign), many=True).data)
+
+
+class ImportDetailApi(APIView):
+    @extend_schema(responses={200: ImportOutput}, tags=["campaigns"])
+    def get(self, request: Request, import_id: int) -> Response:
+        job = selectors.import_get(import_id=import_id)
+        campaign_check_can_manage(user=request_user(request), campaign=job.campaign)
+        return Response(ImportOutput(job).data)

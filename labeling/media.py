@@ -48,13 +48,13 @@ class MediaApi(APIView):
     def get(self, request: Request, cid: str) -> HttpResponseBase:
         if not is_cid(cid):
             raise NotFound("not a CID", code="invalid_cid")
+        item = selectors.blob_visible_to(user=request_user(request), cid=cid)
+        if item is None:
+            raise NotFound("no such blob, or not yours to see", code="blob_not_found")
         if request.headers.get("If-None-Match", "").strip('"') == cid:
             not_modified = HttpResponse(status=304)
             not_modified["ETag"] = f'"{cid}"'
             return not_modified
-        item = selectors.blob_visible_to(user=request_user(request), cid=cid)
-        if item is None:
-            raise NotFound("no such blob, or not yours to see", code="blob_not_found")
         store = get_store()
         size = store.size(cid)
         try:

@@ -67,8 +67,58 @@ class Campaign(models.Model):
 
 
 class ItemStatus(models.TextChoices):
+    # Written by an import job that has not finished: invisible to next-task until it does.
+    STAGED = "staged", "Staged"
     OPEN = "open", "Open"
     COMPLETE = "complete", "Complete"
+
+
+class ImportKind(models.TextChoices):
+    IMAGES_ZIP = "images_zip", "Zip of images"
+    TEXTS = "texts", "CSV or JSONL of texts"
+    CIDS = "cids", "JSONL of existing CIDs"
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ImportJob(models.Model):
+    """A large upload, imported by a Celery worker in batches; progress is readable while it runs.
+
+    The uploaded file itself is a blob in the content store (`source_cid`), so any worker on any
+    machine can read it. Items are written STAGED and opened together at the end, so an import is
+    all or nothing: a crash resumes from `processed`, a failure deletes what was staged.
+    """
+
+    campaign = models.ForeignKey("Campaign", on_delete=models.CASCADE, related_name="imports")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    kind = models.CharField(max_length=16, choices=ImportKind.choices)
+    source_cid = models.CharField(max_length=100)
+    source_name = models.CharField(max_length=255)
+    status = models.CharField(
+        max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    total = models.PositiveIntegerField(null=True, blank=True)
+    processed = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.JSONField(default=list)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    # A running job's claim: another copy of the task leaves it alone until this passes.
+    locked_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"import {self.pk} ({self.kind}, {self.status})"
 
 
 class Item(models.Model):
@@ -88,6 +138,9 @@ class Item(models.Model):
     # Leases outstanding plus labels submitted: never above the campaign's max_labels.
     slots_taken = models.PositiveSmallIntegerField(default=0)
     label_count = models.PositiveSmallIntegerField(default=0)
+    import_job = models.ForeignKey(
+        ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="items"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 

@@ -11,7 +11,15 @@ from django.db.models import Q, QuerySet
 from accounts.models import User
 from core.errors import NotFound, PermissionDenied
 
-from .models import Annotation, Assignment, Campaign, CampaignStatus, Item, ItemStatus
+from .models import (
+    Annotation,
+    Assignment,
+    Campaign,
+    CampaignStatus,
+    ImportJob,
+    Item,
+    ItemStatus,
+)
 
 
 def campaign_list_for(*, user: User) -> QuerySet[Campaign]:
@@ -115,3 +123,14 @@ def completed_items_iter(*, campaign_id: int, chunk_size: int = 2000) -> Iterato
     )
     for item_id, cid, n in rows.iterator(chunk_size=chunk_size):
         yield CompletedItem(item_id=item_id, cid=cid, label_count=n)
+
+
+def imports_of(*, campaign: Campaign, limit: int = 50) -> list[ImportJob]:
+    return list(ImportJob.objects.filter(campaign=campaign).order_by("-id")[:limit])
+
+
+def import_get(*, import_id: int) -> ImportJob:
+    job = ImportJob.objects.select_related("campaign").filter(pk=import_id).first()
+    if job is None:
+        raise NotFound(f"import {import_id} does not exist", code="import_not_found")
+    return job

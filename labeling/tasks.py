@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import OperationalError
 
 from . import services
+from .services import imports
 
 
 @shared_task(name="labeling.expire_leases", time_limit=120)
@@ -15,3 +17,15 @@ def expire_leases() -> int:
         if n < 1000:
             break
     return total
+
+
+@shared_task(
+    name="labeling.run_import",
+    autoretry_for=(OSError, OperationalError),
+    retry_backoff=True,
+    max_retries=8,
+    acks_late=True,
+    time_limit=6 * 3600,
+)
+def run_import(job_id: int) -> None:
+    imports.import_job_run(job_id=job_id)

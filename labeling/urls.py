@@ -6,6 +6,12 @@ urlpatterns = [
     path("campaigns/", apis.CampaignListCreateApi.as_view(), name="campaign-list"),
     path("campaigns/<int:campaign_id>/", apis.CampaignDetailApi.as_view(), name="campaign-detail"),
     path("campaigns/<int:campaign_id>/items/", apis.ItemUploadApi.as_view(), name="campaign-items"),
+    path(
+        "campaigns/<int:campaign_id>/imports/",
+        apis.ImportCreateApi.as_view(),
+        name="campaign-imports",
+    ),
+    path("imports/<int:import_id>/", apis.ImportDetailApi.as_view(), name="import-detail"),
     path("campaigns/<int:campaign_id>/next/", apis.NextTaskApi.as_view(), name="campaign-next"),
     path(
         "items/<int:item_id>/annotations/",

@@ -189,6 +189,7 @@ CELERY_TASK_ROUTES = {
     "quality.*": {"queue": "quality"},
     "rewards.*": {"queue": "chain"},
     "storage.*": {"queue": "ingest"},
+    "labeling.run_import": {"queue": "ingest"},
     "datasets.*": {"queue": "export"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"

@@ -2,6 +2,7 @@
 
 from .annotations import annotation_submit
 from .campaigns import campaign_create, campaign_set_status
+from .imports import import_job_create, import_job_run
 from .ingest import UploadResult, items_upload
 from .items import item_complete, item_set_priority
 from .leases import leases_expire, task_lease_next
@@ -11,6 +12,8 @@ __all__ = [
     "annotation_submit",
     "campaign_create",
     "campaign_set_status",
+    "import_job_create",
+    "import_job_run",
     "item_complete",
     "item_set_priority",
     "items_upload",

@@ -20,12 +20,20 @@ from django.db.models import F
 
 from core.errors import ApplicationError
 from storage.services import blob_put_bytes, blob_put_file
-from storage.validation import Rejected, is_zip, iter_text_rows, open_zip, validate_image
+from storage.validation import (
+    Rejected,
+    TextRow,
+    is_zip,
+    iter_text_rows,
+    open_zip,
+    validate_image,
+)
 
-from ..models import Campaign, Item, TaskType
+from ..models import Campaign, ImportJob, Item, ItemStatus, TaskType
 
 BATCH = 1000
 COPY_CHUNK = 256 * 1024
+TEXT_MEDIA_TYPE = "text/plain; charset=utf-8"
 
 
 @dataclass
@@ -36,7 +44,9 @@ class UploadResult:
 
 
 @dataclass
-class _Draft:
+class Draft:
+    """An item to be: its blob is stored, its row not yet written."""
+
     cid: str
     media_type: str
     size: int
@@ -46,7 +56,7 @@ class _Draft:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def _image_draft(fp: IO[bytes], *, name: str, size: int) -> _Draft:
+def image_draft(fp: IO[bytes], *, name: str, size: int) -> Draft:
     info = validate_image(
         fp,
         size=size,
@@ -54,7 +64,7 @@ def _image_draft(fp: IO[bytes], *, name: str, size: int) -> _Draft:
         max_pixels=settings.KYODO_MAX_IMAGE_PIXELS,
     )
     blob = blob_put_file(fp=fp)
-    return _Draft(
+    return Draft(
         cid=blob.cid,
         media_type=info.mime,
         size=blob.size,
@@ -63,37 +73,38 @@ def _image_draft(fp: IO[bytes], *, name: str, size: int) -> _Draft:
     )
 
 
-def _zip_drafts(fp: IO[bytes], *, zip_name: str, result: UploadResult) -> Iterator[_Draft]:
+def zip_member_draft(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, name: str) -> Draft:
+    """Validate and store one zip member; raises Rejected with the reason."""
+    if info.file_size > settings.KYODO_MAX_IMAGE_BYTES:
+        raise Rejected(
+            f"file is {info.file_size} bytes; the limit is {settings.KYODO_MAX_IMAGE_BYTES}"
+        )
+    # Spool the member to a temporary file: the declared size may lie, so copy with a cap.
+    with tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024) as member:
+        try:
+            with archive.open(info) as src:
+                copied = 0
+                while chunk := src.read(COPY_CHUNK):
+                    copied += len(chunk)
+                    if copied > settings.KYODO_MAX_IMAGE_BYTES:
+                        raise Rejected("decompressed size is over the limit")
+                    member.write(chunk)
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+            raise Rejected(f"unreadable zip entry: {exc}") from exc
+        return image_draft(member, name=name, size=copied)
+
+
+def _zip_drafts(fp: IO[bytes], *, zip_name: str, result: UploadResult) -> Iterator[Draft]:
     archive, members = open_zip(fp, max_members=settings.KYODO_MAX_ZIP_MEMBERS)
     for info in members:
         name = f"{zip_name}/{info.filename}"
-        if info.file_size > settings.KYODO_MAX_IMAGE_BYTES:
-            result.rejected.append(
-                {
-                    "name": name,
-                    "reason": f"file is {info.file_size} bytes; the limit is "
-                    f"{settings.KYODO_MAX_IMAGE_BYTES}",
-                }
-            )
-            continue
-        # Spool each member to a temporary file: the declared size may lie, so copy with a cap.
-        with tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024) as member:
-            try:
-                with archive.open(info) as src:
-                    copied = 0
-                    while chunk := src.read(COPY_CHUNK):
-                        copied += len(chunk)
-                        if copied > settings.KYODO_MAX_IMAGE_BYTES:
-                            raise Rejected("decompressed size is over the limit")
-                        member.write(chunk)
-                yield _image_draft(member, name=name, size=copied)
-            except Rejected as exc:
-                result.rejected.append({"name": name, "reason": exc.reason})
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                result.rejected.append({"name": name, "reason": f"unreadable zip entry: {exc}"})
+        try:
+            yield zip_member_draft(archive, info, name=name)
+        except Rejected as exc:
+            result.rejected.append({"name": name, "reason": exc.reason})
 
 
-def _image_drafts(files: Iterable[UploadedFile], result: UploadResult) -> Iterator[_Draft]:
+def _image_drafts(files: Iterable[UploadedFile], result: UploadResult) -> Iterator[Draft]:
     for upload in files:
         name = upload.name or "unnamed"
         fp: IO[bytes] = upload.file  # type: ignore[assignment]
@@ -104,12 +115,26 @@ def _image_drafts(files: Iterable[UploadedFile], result: UploadResult) -> Iterat
                 result.rejected.append({"name": name, "reason": exc.reason})
             continue
         try:
-            yield _image_draft(fp, name=name, size=upload.size or 0)
+            yield image_draft(fp, name=name, size=upload.size or 0)
         except Rejected as exc:
             result.rejected.append({"name": name, "reason": exc.reason})
 
 
-def _text_drafts(upload: UploadedFile) -> Iterator[_Draft]:
+def text_draft(row: TextRow, *, name: str) -> Draft:
+    data = row.text.encode("utf-8")
+    blob = blob_put_bytes(data=data)
+    return Draft(
+        cid=blob.cid,
+        media_type=TEXT_MEDIA_TYPE,
+        size=len(data),
+        filename=name[:255],
+        text=row.text,
+        gold_label=row.gold_label,
+        metadata=row.metadata,
+    )
+
+
+def _text_drafts(upload: UploadedFile) -> Iterator[Draft]:
     name = upload.name or "texts"
     if (upload.size or 0) > settings.KYODO_MAX_TEXT_FILE_BYTES:
         raise Rejected(
@@ -117,21 +142,17 @@ def _text_drafts(upload: UploadedFile) -> Iterator[_Draft]:
         )
     fp: IO[bytes] = upload.file  # type: ignore[assignment]
     for row in iter_text_rows(fp, name=name, max_chars=settings.KYODO_MAX_TEXT_CHARS):
-        data = row.text.encode("utf-8")
-        blob = blob_put_bytes(data=data)
-        yield _Draft(
-            cid=blob.cid,
-            media_type="text/plain; charset=utf-8",
-            size=len(data),
-            filename=name[:255],
-            text=row.text,
-            gold_label=row.gold_label,
-            metadata=row.metadata,
-        )
+        yield text_draft(row, name=name)
 
 
-def _insert_batch(campaign: Campaign, drafts: list[_Draft], result: UploadResult) -> None:
-    unique: dict[str, _Draft] = {}
+def insert_batch(
+    campaign: Campaign, drafts: list[Draft], result: UploadResult, *, job: ImportJob | None = None
+) -> None:
+    """Insert the drafts not already in the campaign; count the rest as duplicates.
+
+    Items of an import job are written STAGED and opened when the job finishes.
+    """
+    unique: dict[str, Draft] = {}
     for draft in drafts:
         if draft.cid in unique:
             result.duplicates += 1
@@ -151,6 +172,8 @@ def _insert_batch(campaign: Campaign, drafts: list[_Draft], result: UploadResult
             text=d.text,
             gold_label=d.gold_label,
             metadata=d.metadata,
+            status=ItemStatus.STAGED if job is not None else ItemStatus.OPEN,
+            import_job=job,
         )
         for cid, d in unique.items()
         if cid not in existing
@@ -159,7 +182,7 @@ def _insert_batch(campaign: Campaign, drafts: list[_Draft], result: UploadResult
     result.created += len(rows)
 
 
-def _check_gold(campaign: Campaign, draft: _Draft) -> None:
+def check_gold(campaign: Campaign, draft: Draft) -> None:
     if draft.gold_label and draft.gold_label not in campaign.class_names:
         raise Rejected(f"gold_label {draft.gold_label!r} is not one of {campaign.class_names}")
 
@@ -187,14 +210,14 @@ def items_upload(
             "no files: send `files` (images or a zip) or `file` (CSV/JSONL)", code="no_files"
         )
 
-    batch: list[_Draft] = []
+    batch: list[Draft] = []
     if text_file is not None:
         try:
             for draft in _text_drafts(text_file):
-                _check_gold(campaign, draft)
+                check_gold(campaign, draft)
                 batch.append(draft)
                 if len(batch) >= BATCH:
-                    _insert_batch(campaign, batch, result)
+                    insert_batch(campaign, batch, result)
                     batch = []
         except Rejected as exc:
             # A text file is one unit: a bad row rejects the file, and the transaction rolls back.
@@ -207,10 +230,10 @@ def items_upload(
         for draft in _image_drafts(files or [], result):
             batch.append(draft)
             if len(batch) >= BATCH:
-                _insert_batch(campaign, batch, result)
+                insert_batch(campaign, batch, result)
                 batch = []
     if batch:
-        _insert_batch(campaign, batch, result)
+        insert_batch(campaign, batch, result)
 
     if result.created == 0 and result.duplicates == 0:
         raise ApplicationError(
