@@ -157,7 +157,7 @@ def _cid_draft(line: str, campaign: Campaign, number: int) -> Draft:
         with tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024) as blob:
             for chunk in store.open(cid):
                 blob.write(chunk)
-            draft = image_draft(blob, name=name, size=size)  # type: ignore[arg-type]
+            draft = image_draft(blob, name=name, size=size)
         draft.gold_label = gold
     return draft
 
