@@ -6,8 +6,11 @@ import json
 from collections.abc import Iterator
 from itertools import islice
 
+from core.errors import NotFound
 from labeling import selectors as labeling_selectors
 from quality import selectors as quality_selectors
+
+from .models import Export
 
 EXPORT_CHUNK = 2000
 
@@ -35,3 +38,10 @@ def export_rows(*, campaign_id: int) -> Iterator[dict[str, object]]:
 def export_jsonl(*, campaign_id: int) -> Iterator[bytes]:
     for row in export_rows(campaign_id=campaign_id):
         yield (json.dumps(row, separators=(",", ":")) + "\n").encode()
+
+
+def export_get(*, export_id: int) -> Export:
+    export = Export.objects.filter(pk=export_id).first()
+    if export is None:
+        raise NotFound(f"export {export_id} does not exist", code="export_not_found")
+    return export

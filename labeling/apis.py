@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -79,6 +79,7 @@ class AmountField(serializers.CharField):
 
 
 class CampaignListCreateApi(APIView):
+    @extend_schema_serializer(component_name="CampaignCreateInput")
     class Input(StrictSerializer):
         title = serializers.CharField(max_length=200)
         instructions = serializers.CharField(required=False, allow_blank=True, max_length=20_000)
@@ -110,6 +111,7 @@ class CampaignListCreateApi(APIView):
 
 
 class CampaignDetailApi(APIView):
+    @extend_schema_serializer(component_name="CampaignUpdateInput")
     class Input(StrictSerializer):
         status = serializers.ChoiceField(choices=CampaignStatus.choices)
 
@@ -209,12 +211,14 @@ class NextTaskApi(APIView):
 
 
 class AnnotationCreateApi(APIView):
+    @extend_schema_serializer(component_name="AnnotationInput")
     class Input(StrictSerializer):
         # DRF's metaclass moves declared fields out of the class, so `label` shadows nothing at run
         # time; mypy only sees Field.label (the field's own caption attribute).
         label = serializers.JSONField(help_text="the class name")  # type: ignore[assignment]
         duration_ms = serializers.IntegerField(min_value=0, max_value=86_400_000, required=False)
 
+    @extend_schema_serializer(component_name="AnnotationOutput")
     class Output(serializers.Serializer[Any]):
         id = serializers.IntegerField()
         item_id = serializers.IntegerField()

@@ -134,3 +134,23 @@ def import_get(*, import_id: int) -> ImportJob:
     if job is None:
         raise NotFound(f"import {import_id} does not exist", code="import_not_found")
     return job
+
+
+@dataclass(frozen=True)
+class ItemRef:
+    item_id: int
+    cid: str
+    filename: str
+    media_type: str
+
+
+def items_iter(*, campaign_id: int, chunk_size: int = 2000) -> Iterator[ItemRef]:
+    """Every item of a campaign that is not part of an unfinished import, in id order."""
+    rows = (
+        Item.objects.filter(campaign_id=campaign_id)
+        .exclude(status=ItemStatus.STAGED)
+        .order_by("id")
+        .values_list("id", "cid", "filename", "media_type")
+    )
+    for item_id, cid, filename, media_type in rows.iterator(chunk_size=chunk_size):
+        yield ItemRef(item_id=item_id, cid=cid, filename=filename, media_type=media_type)

@@ -161,6 +161,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "CampaignStatusEnum": "labeling.models.CampaignStatus",
+        # Imports and exports share one life cycle (queued, running, done, failed).
+        "JobStatusEnum": "labeling.models.ImportStatus",
+    },
 }
 
 # Celery. Without REDIS_URL the broker is a folder under var/: no server needed for the demo.
@@ -207,6 +212,13 @@ KYODO_MAX_IMAGE_PIXELS = env_int("KYODO_MAX_IMAGE_PIXELS", 50_000_000)
 KYODO_MAX_TEXT_FILE_BYTES = env_int("KYODO_MAX_TEXT_FILE_BYTES", 50 * 1024 * 1024)
 KYODO_MAX_TEXT_CHARS = env_int("KYODO_MAX_TEXT_CHARS", 10_000)
 KYODO_MAX_ZIP_MEMBERS = env_int("KYODO_MAX_ZIP_MEMBERS", 100_000)
+
+# Sign-In with Ethereum (docs/auth.md): the site a signed message must name, the chain it must be
+# for, and how long a server-issued nonce stays usable.
+KYODO_SIWE_DOMAIN = os.environ.get("KYODO_SIWE_DOMAIN", "127.0.0.1:8000")
+KYODO_SIWE_URI = os.environ.get("KYODO_SIWE_URI", f"http://{KYODO_SIWE_DOMAIN}")
+KYODO_CHAIN_ID = env_int("KYODO_CHAIN_ID", 31337)
+KYODO_SIWE_NONCE_SECONDS = env_int("KYODO_SIWE_NONCE_SECONDS", 300)
 
 LOGGING = {
     "version": 1,
