@@ -213,6 +213,17 @@ class AnswerEncoder:
         self._item_codes.append(self._items.setdefault(item, len(self._items)))
         self._label_codes.append(self._labels.setdefault(label, len(self._labels)))
 
+    def add_many(self, triples: Iterable[tuple[str, str, str]]) -> None:
+        """`add` for each (worker, item, label); the same work with the lookups bound locally."""
+        workers, items, labels = self._workers, self._items, self._labels
+        add_worker = self._worker_codes.append
+        add_item = self._item_codes.append
+        add_label = self._label_codes.append
+        for worker, item, label in triples:
+            add_worker(workers.setdefault(worker, len(workers)))
+            add_item(items.setdefault(item, len(items)))
+            add_label(labels.setdefault(label, len(labels)))
+
     def __len__(self) -> int:
         return len(self._worker_codes)
 
@@ -248,8 +259,7 @@ def encode_answers(
     if not len(workers) == len(tasks) == len(labels):
         raise ValueError("workers, tasks and labels must have the same length")
     encoder = AnswerEncoder()
-    for worker, task, label in zip(workers, tasks, labels, strict=True):
-        encoder.add(worker, task, label)
+    encoder.add_many(zip(workers, tasks, labels, strict=True))
     gold = gold or {}
     answers, codebook = encoder.finish(extra_classes=gold.values())
     if gold:

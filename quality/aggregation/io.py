@@ -11,7 +11,7 @@ import csv
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 import numpy as np
 
@@ -38,10 +38,8 @@ def _open_csv(path: Path) -> Iterator[TextIO]:
         raise AggregationInputError(f"{path}: is a directory, not a CSV file") from None
     except PermissionError:
         raise AggregationInputError(f"{path}: permission denied") from None
-    except UnicodeDecodeError as error:
-        raise AggregationInputError(
-            f"{path}: not UTF-8 text (bad byte at offset {error.start} of a read block)"
-        ) from None
+    except UnicodeDecodeError:
+        raise AggregationInputError(f"{path}: not UTF-8 text") from None
     except csv.Error as error:
         raise AggregationInputError(f"{path}: malformed CSV: {error}") from None
 
@@ -63,13 +61,27 @@ def _column_positions(
     return [names.index(column) for column in required]
 
 
+def _checked(reader: Iterator[list[str]], *, path: Path) -> Iterator[list[str]]:
+    """The reader's rows, with a malformed-CSV error tagged by its line number."""
+    line_num = getattr(reader, "line_num", 0)
+    try:
+        yield from reader
+    except csv.Error as error:
+        line_num = getattr(reader, "line_num", line_num)
+        raise AggregationInputError(f"{path}: line {line_num}: malformed CSV: {error}") from None
+    except UnicodeDecodeError:
+        # Text is decoded in blocks, so the bad byte is somewhere after the last good line.
+        line_num = getattr(reader, "line_num", line_num)
+        raise AggregationInputError(f"{path}: not UTF-8 text after line {line_num}") from None
+
+
 def _rows(path: Path, *, required: tuple[str, ...]) -> Iterator[tuple[int, list[str]]]:
     """(line number, [values of the required columns]) for every non-blank data row."""
     with _open_csv(path) as handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(handle, strict=True)
         positions = _column_positions(reader, path=path, required=required)
         last = max(positions)
-        for row in reader:
+        for row in _checked(reader, path=path):
             if not row:
                 continue
             if len(row) <= last:
@@ -84,6 +96,29 @@ def _rows(path: Path, *, required: tuple[str, ...]) -> Iterator[tuple[int, list[
             yield reader.line_num, values
 
 
+def _answer_triples(
+    reader: Iterator[list[str]], *, path: Path, positions: list[int]
+) -> Iterator[tuple[str, str, str]]:
+    """`_rows` specialised to three columns: this runs once per answer, a million times a file."""
+    worker_at, task_at, label_at = positions
+    need = max(positions) + 1
+    for row in _checked(reader, path=path):
+        if len(row) < need:
+            if not row:
+                continue
+            message = f"expected at least {need} fields, got {len(row)}"
+            _rows_error(reader, path=path, message=message)
+        worker, task, label = row[worker_at].strip(), row[task_at].strip(), row[label_at].strip()
+        if not (worker and task and label):
+            empty = ANSWER_COLUMNS[[worker, task, label].index("")]
+            _rows_error(reader, path=path, message=f"empty {empty}")
+        yield worker, task, label
+
+
+def _rows_error(reader: Iterator[list[str]], *, path: Path, message: str) -> NoReturn:
+    raise AggregationInputError(f"{path}: line {getattr(reader, 'line_num', 0)}: {message}")
+
+
 def read_answers(
     path: Path | str, *, extra_classes: Iterable[str] = ()
 ) -> tuple[Answers, Codebook]:
@@ -94,9 +129,10 @@ def read_answers(
     """
     path = Path(path)
     encoder = AnswerEncoder()
-    add = encoder.add  # bound once: this loop runs a million times
-    for _, (worker, task, label) in _rows(path, required=ANSWER_COLUMNS):
-        add(worker, task, label)
+    with _open_csv(path) as handle:
+        reader = csv.reader(handle, strict=True)
+        positions = _column_positions(reader, path=path, required=ANSWER_COLUMNS)
+        encoder.add_many(_answer_triples(reader, path=path, positions=positions))
     if not len(encoder):
         raise AggregationInputError(f"{path}: no answers after the header")
     return encoder.finish(extra_classes=extra_classes)

@@ -187,7 +187,8 @@ def test_a_worker_seen_once_stays_near_the_population() -> None:
         n_classes=3,
     )
     result = dawid_skene(once)
-    assert result.confusions is not None and result.prior_confusion is not None
+    assert result.confusions is not None
+    assert result.prior_confusion is not None
     newcomer = result.confusions[6]
     assert np.all(np.isfinite(np.log(result.confusions)))
     assert np.all((newcomer > 0.01) & (newcomer < 0.99))
