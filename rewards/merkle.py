@@ -35,7 +35,7 @@ def _keccak_slow(data: bytes) -> bytes:
 
 _keccak: Callable[[bytes], bytes]
 try:  # safe-pysha3 is ~5x faster than eth-hash's pycryptodome backend; same digest
-    import sha3  # type: ignore[import-not-found]
+    import sha3
 
     def _keccak(data: bytes) -> bytes:
         return bytes(sha3.keccak_256(data).digest())

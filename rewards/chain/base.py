@@ -11,7 +11,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractFunction
-from web3.types import LogReceipt, TxParams, TxReceipt
+from web3.types import BlockIdentifier, LogReceipt, TxParams, TxReceipt
 
 from .artifacts import load_artifact
 from .errors import reverts_translated
@@ -112,10 +112,12 @@ class ContractClient:
     def events_in(self, receipt: TxReceipt) -> list[ChainEvent]:
         return self.decode_logs(receipt["logs"])
 
-    def fetch_events(self, from_block: int, to_block: int | str = "latest") -> list[ChainEvent]:
+    def fetch_events(
+        self, from_block: int, to_block: BlockIdentifier = "latest"
+    ) -> list[ChainEvent]:
         """Every event of this contract in the block range (inclusive), in chain order."""
         logs = self.w3.eth.get_logs(
-            {"address": self.address, "fromBlock": from_block, "toBlock": to_block}  # type: ignore[typeddict-item]
+            {"address": self.address, "fromBlock": from_block, "toBlock": to_block}
         )
         return self.decode_logs(logs)
 

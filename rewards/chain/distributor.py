@@ -16,7 +16,7 @@ from eth_typing import ChecksumAddress
 from eth_utils import keccak
 from web3 import Web3
 from web3.contract.contract import ContractFunction
-from web3.types import TxParams, TxReceipt
+from web3.types import BlockIdentifier, TxParams, TxReceipt
 
 from .base import ContractClient, deploy_contract
 from .errors import reverts_translated
@@ -310,7 +310,7 @@ class RewardDistributorClient(ContractClient):
 
     # ------------------------------------------------------------ views
 
-    def _view(self, fn: ContractFunction, block: int | str = "latest") -> Any:
+    def _view(self, fn: ContractFunction, block: BlockIdentifier = "latest") -> Any:
         with reverts_translated():
             return fn.call(block_identifier=block)
 
@@ -320,35 +320,35 @@ class RewardDistributorClient(ContractClient):
     def timelock(self) -> int:
         return int(self._view(self.contract.functions.timelock()))
 
-    def paused(self, block: int | str = "latest") -> bool:
+    def paused(self, block: BlockIdentifier = "latest") -> bool:
         return bool(self._view(self.contract.functions.paused(), block))
 
     def has_role(self, role: Role, account: str) -> bool:
         fn = self.contract.functions.hasRole(role.value, Web3.to_checksum_address(account))
         return bool(self._view(fn))
 
-    def claimed(self, account: str, block: int | str = "latest") -> int:
+    def claimed(self, account: str, block: BlockIdentifier = "latest") -> int:
         fn = self.contract.functions.claimed(Web3.to_checksum_address(account))
         return int(self._view(fn, block))
 
-    def root(self, root_id: int, block: int | str = "latest") -> RootInfo:
+    def root(self, root_id: int, block: BlockIdentifier = "latest") -> RootInfo:
         root, cid, total, valid_at, status = self._view(
             self.contract.functions.rootInfo(root_id), block
         )
         return RootInfo(root_id, "0x" + bytes(root).hex(), cid, total, valid_at, RootStatus(status))
 
-    def root_count(self, block: int | str = "latest") -> int:
+    def root_count(self, block: BlockIdentifier = "latest") -> int:
         return int(self._view(self.contract.functions.rootCount(), block))
 
-    def current_root(self, block: int | str = "latest") -> RootInfo | None:
+    def current_root(self, block: BlockIdentifier = "latest") -> RootInfo | None:
         root_id = int(self._view(self.contract.functions.currentRootId(), block))
         return self.root(root_id, block) if root_id else None
 
-    def pending_root(self, block: int | str = "latest") -> RootInfo | None:
+    def pending_root(self, block: BlockIdentifier = "latest") -> RootInfo | None:
         root_id = int(self._view(self.contract.functions.pendingRootId(), block))
         return self.root(root_id, block) if root_id else None
 
-    def campaign(self, campaign_id: int, block: int | str = "latest") -> CampaignInfo | None:
+    def campaign(self, campaign_id: int, block: BlockIdentifier = "latest") -> CampaignInfo | None:
         """``None`` if the campaign was never created."""
         owner, closed, deposited, refunded, committed, reserved, refundable = self._view(
             self.contract.functions.campaign(campaign_id), block
@@ -366,7 +366,7 @@ class RewardDistributorClient(ContractClient):
             refundable,
         )
 
-    def totals(self, block: int | str = "latest") -> DistributorTotals:
+    def totals(self, block: BlockIdentifier = "latest") -> DistributorTotals:
         f = self.contract.functions
         committed = int(self._view(f.currentTotalCommitted(), block))
         outstanding = int(self._view(f.outstanding(), block))

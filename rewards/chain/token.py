@@ -8,7 +8,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from web3 import Web3
-from web3.types import TxParams, TxReceipt
+from web3.types import BlockIdentifier, TxParams, TxReceipt
 
 from .base import ContractClient, deploy_contract
 from .errors import reverts_translated
@@ -31,7 +31,7 @@ class PermitSignature:
 class TokenClient(ContractClient):
     artifact_name = "KyodoToken"
 
-    def balance_of(self, account: str, block: int | str = "latest") -> int:
+    def balance_of(self, account: str, block: BlockIdentifier = "latest") -> int:
         fn = self.contract.functions.balanceOf(Web3.to_checksum_address(account))
         with reverts_translated():
             return int(fn.call(block_identifier=block))

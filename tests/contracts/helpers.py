@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from web3.types import Wei
 
 from rewards.chain import ContractRevert, error_selector
 from rewards.merkle import StandardMerkleTree
@@ -29,7 +31,7 @@ def reverts(name: str, **expected_args: Any) -> Iterator[pytest.ExceptionInfo[Co
         assert info.value.args_by_name[key] == value, info.value.message
 
 
-def contributor(seed: int) -> str:
+def contributor(seed: int) -> ChecksumAddress:
     """A deterministic address that holds nothing (contributors need no ETH: claims are relayed)."""
     return Account.from_key((seed + 1000).to_bytes(32, "big")).address
 
@@ -37,7 +39,7 @@ def contributor(seed: int) -> str:
 def funded_key(c: RewardContracts, seed: int, eth: int = 10**18) -> LocalAccount:
     """A local key with some ETH, to exercise the sign-locally path."""
     account = Account.from_key((seed + 5000).to_bytes(32, "big"))
-    c.chain.w3.eth.send_transaction({"from": c.admin, "to": account.address, "value": eth})
+    c.chain.w3.eth.send_transaction({"from": c.admin, "to": account.address, "value": Wei(eth)})
     return account
 
 

@@ -32,7 +32,7 @@ from tests.chain_fixtures import Chain, RewardContracts
 
 from .helpers import CID, contributor
 
-CONTRIBUTORS = [contributor(i) for i in range(4)]
+CONTRIBUTORS: list[str] = [contributor(i) for i in range(4)]
 CAMPAIGNS = (1, 2, 3)
 # py-evm signs and executes in pure Python (~0.15 s a transaction): fewer examples keep the unit
 # tier fast; anvil gets more. KYODO_PROPERTY_EXAMPLES / _STEPS raise both for a deep run.
@@ -100,7 +100,7 @@ def _setup(c: RewardContracts) -> dict[int, str]:
     """Three campaigns: 1 and 2 owned by the fixture's owner, 3 by a second requester."""
     second = c.others[0]
     c.token.transfer(second, 10**24, sender=c.admin)
-    owners = {1: c.owner, 2: c.owner, 3: second}
+    owners: dict[int, str] = {1: c.owner, 2: c.owner, 3: second}
     for campaign_id, owner in owners.items():
         c.distributor.create_campaign(campaign_id, owner, sender=c.manager)
     for owner in set(owners.values()):
@@ -222,7 +222,9 @@ def _machine(c: RewardContracts, owners: dict[int, str], base: list[object]) -> 
             to more than the committed total (claims beyond the total must then fail)."""
             m = self.model
             sender = c.updater if as_updater else stranger
-            leaves = {a: m.leaves[a] + inc for a, inc in zip(CONTRIBUTORS, increments, strict=True)}
+            leaves: dict[str, int] = {
+                a: m.leaves[a] + inc for a, inc in zip(CONTRIBUTORS, increments, strict=True)
+            }
             leaves[CONTRIBUTORS[0]] += inflation
             added: dict[int, int] = {}
             for inc, campaign_id in zip(increments, attribution, strict=True):
@@ -296,16 +298,16 @@ def _machine(c: RewardContracts, owners: dict[int, str], base: list[object]) -> 
             before = d.claimed(account)
             assert before == m.claimed[account]
             if m.tree is None:
-                error = "EnforcedPause" if m.paused else "InvalidProof"
-                _expect(lambda: d.claim(account, 1, [], sender=relayer), error)
+                no_root_error = "EnforcedPause" if m.paused else "InvalidProof"
+                _expect(lambda: d.claim(account, 1, [], sender=relayer), no_root_error)
                 return
             if stale and m.old_trees:
                 old = m.old_trees[-1]
                 if old.amount_of(account) != m.leaves[account]:
-                    error = "EnforcedPause" if m.paused else "InvalidProof"
+                    stale_error = "EnforcedPause" if m.paused else "InvalidProof"
                     proof = old.proof(account)
                     amount = old.amount_of(account)
-                    _expect(lambda: d.claim(account, amount, proof, sender=relayer), error)
+                    _expect(lambda: d.claim(account, amount, proof, sender=relayer), stale_error)
                     return
             leaf = m.leaves[account]
             delta = leaf - m.claimed[account]
