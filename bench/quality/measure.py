@@ -28,12 +28,14 @@ class Measured:
     value: Any  # what the function returned; None when it timed out or failed
     seconds: float
     peak_mib: float
+    cpu_seconds: float = float("nan")  # user + system time of the child: robust to a busy machine
     timed_out: bool = False
     error: str = ""
 
 
 def _child(fn: Callable[[], Any], conn: Any) -> None:
     baseline = _rss_bytes()
+    cpu_started = time.process_time()
     started = time.perf_counter()
     try:
         value = fn()
@@ -41,9 +43,10 @@ def _child(fn: Callable[[], Any], conn: Any) -> None:
     except Exception as exc:  # reported to the parent, which prints it in the table
         value, error = None, f"{type(exc).__name__}: {exc}"
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     # ru_maxrss is in KiB on Linux; the fork resets the high-water mark to the current size.
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    conn.send((value, seconds, max(peak - baseline, 0) / 2**20, error))
+    conn.send((value, seconds, max(peak - baseline, 0) / 2**20, error, cpu_seconds))
     conn.close()
 
 
@@ -56,9 +59,11 @@ def run_limited(fn: Callable[[], Any], *, time_limit: float) -> Measured:
     process.start()
     sender.close()
     if receiver.poll(time_limit):
-        value, seconds, peak, error = receiver.recv()
+        value, seconds, peak, error, cpu_seconds = receiver.recv()
         process.join()
-        return Measured(value=value, seconds=seconds, peak_mib=peak, error=error)
+        return Measured(
+            value=value, seconds=seconds, peak_mib=peak, error=error, cpu_seconds=cpu_seconds
+        )
     process.kill()
     process.join()
     return Measured(

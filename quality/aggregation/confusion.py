@@ -31,9 +31,10 @@ from quality.aggregation._numeric import (
 from quality.aggregation.answers import Answers
 from quality.aggregation.result import Result
 
-# Convergence: the mean log evidence per answer moves by less than this (crowd-kit uses 1e-5 on
-# its ELBO per answer); tighter values change no label on the benchmark data, only run time.
-DEFAULT_TOL = 1e-6
+# Convergence: the log evidence per answer moves by less than this between iterations (the same
+# yardstick as Crowd-Kit's default). On the benchmark data 1e-6 or 1e-7 change a handful of
+# labels either way, at two to five times the iterations.
+DEFAULT_TOL = 1e-5
 DEFAULT_MAX_ITER = 200
 # Bounds and starting point of the learned Dirichlet precision, in answers per confusion row.
 INITIAL_STRENGTH = 2.0
@@ -124,6 +125,29 @@ def fit_prior_strength(
     return strength
 
 
+def sorted_by_item(answers: Answers) -> Answers:
+    """The same answers ordered by item (stable), unless they already are.
+
+    Both EM steps gather per-answer rows of the (items x K) posteriors; in item order those reads
+    are sequential, which halves the M-step's time on a million answers. Stability keeps each
+    item's answers in their original order, so per-item sums are bit-for-bit unchanged.
+    """
+    items = answers.item_idx
+    if items.size < 2 or bool(np.all(items[1:] >= items[:-1])):
+        return answers
+    order = np.argsort(items, kind="stable")
+    return Answers(
+        worker_idx=answers.worker_idx[order],
+        item_idx=items[order],
+        label_idx=answers.label_idx[order],
+        n_workers=answers.n_workers,
+        n_items=answers.n_items,
+        n_classes=answers.n_classes,
+        gold_item_idx=answers.gold_item_idx,
+        gold_label_idx=answers.gold_label_idx,
+    )
+
+
 def _initial_posteriors(answers: Answers, *, gold_only: bool = False) -> FloatArray:
     """Where EM starts: the soft majority vote with gold clamped (deterministic).
 
@@ -158,6 +182,7 @@ def dawid_skene(
         raise ValueError("prior_strength must be non-negative")
     if max_iter < 1:
         raise ValueError("max_iter must be at least 1")
+    answers = sorted_by_item(answers)
     k = answers.n_classes
     worker_label = answers.worker_idx * k + answers.label_idx
     posteriors = _initial_posteriors(
