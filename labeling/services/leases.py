@@ -4,6 +4,8 @@ Invariants (each enforced by the database, not by luck):
 - an item never has more than `max_labels` leases + labels: the slot is taken by a conditional
   UPDATE (`slots_taken < max_labels`), which is atomic on PostgreSQL and SQLite alike;
 - a worker never gets an item twice: Assignment is unique per (item, worker);
+- a worker holds one live lease per campaign, however many calls race: one worker's lease
+  transactions are serialized (an advisory lock on PostgreSQL), each looks for the live one first;
 - a budgeted campaign never reserves more labels than its budget pays for: a conditional UPDATE too.
 On PostgreSQL the candidate scan uses `FOR UPDATE SKIP LOCKED`, so concurrent workers fan out over
 the head of the queue instead of queueing on one row.
@@ -25,6 +27,8 @@ from ..models import Assignment, AssignmentStatus, Campaign, CampaignStatus, Ite
 
 MAX_ATTEMPTS = 8
 RECLAIM_BATCH = 500
+# Advisory-lock key space of next-task (first int4 of the two-key form): b"KYOD".
+_LEASE_LOCK_CLASS = 0x4B594F44
 
 
 class _Retry(Exception):
@@ -34,28 +38,55 @@ class _Retry(Exception):
 def _active_lease(*, campaign: Campaign, worker: User) -> Assignment | None:
     return (
         Assignment.objects.select_related("item")
-        .filter(worker=worker, campaign=campaign, status=AssignmentStatus.LEASED, leased_until__gt=timezone.now())
+        .filter(
+            worker=worker,
+            campaign=campaign,
+            status=AssignmentStatus.LEASED,
+            leased_until__gt=timezone.now(),
+        )
         .order_by("id")
         .first()
     )
 
 
+def _lock_worker(worker: User) -> None:
+    """Serialize one worker's lease transactions; held until the surrounding transaction ends."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)", [_LEASE_LOCK_CLASS, worker.pk & 0x7FFFFFFF]
+            )
+    # SQLite: transactions begin IMMEDIATE (see settings), so they are serialized already.
+
+
 def _pick_candidate(*, campaign: Campaign, worker: User) -> int | None:
     labeled = Assignment.objects.filter(item=OuterRef("pk"), worker=worker)
     candidates = (
-        Item.objects.filter(campaign=campaign, status=ItemStatus.OPEN, slots_taken__lt=campaign.max_labels)
+        Item.objects.filter(
+            campaign=campaign, status=ItemStatus.OPEN, slots_taken__lt=campaign.max_labels
+        )
         .filter(~Exists(labeled))
         .order_by("priority", "id")
     )
-    if connection.features.has_select_for_update_skip_locked:
-        candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-    return candidates.values_list("id", flat=True).first()
+    if not connection.features.has_select_for_update_skip_locked:
+        return candidates.values_list("id", flat=True).first()
+    item_id = (
+        candidates.select_for_update(skip_locked=True, of=("self",))
+        .values_list("id", flat=True)
+        .first()
+    )
+    if item_id is None:
+        # Everything SKIP LOCKED saw was locked by someone leasing or submitting it right now, or
+        # there is nothing: wait for the head of the queue instead of answering "nothing left"
+        # while a slot may still be free. Only runs when the fast scan finds nothing.
+        item_id = candidates.select_for_update(of=("self",)).values_list("id", flat=True).first()
+    return item_id
 
 
 def _reserve_budget(campaign: Campaign) -> bool:
     if campaign.budget is None:
         return True
-    reward = int(campaign.reward_per_label)
+    reward = int(campaign.reward_per_label or 0)
     affordable = int(campaign.budget) // reward if reward else 2**31 - 1
     return bool(
         Campaign.objects.filter(pk=campaign.pk, labels_reserved__lt=affordable).update(
@@ -68,9 +99,6 @@ def task_lease_next(*, campaign: Campaign, worker: User) -> Assignment | None:
     """The worker's current lease in this campaign, or a new one; None when nothing is left."""
     if campaign.status != CampaignStatus.ACTIVE:
         raise Conflict(f"campaign is {campaign.status}", code="campaign_not_active")
-    existing = _active_lease(campaign=campaign, worker=worker)
-    if existing is not None:
-        return existing
     reclaimed = False
     for _ in range(MAX_ATTEMPTS):
         try:
@@ -89,12 +117,18 @@ def task_lease_next(*, campaign: Campaign, worker: User) -> Assignment | None:
 
 @transaction.atomic
 def _lease_once(*, campaign: Campaign, worker: User) -> Assignment | None:
+    # One lease at a time per worker: parallel calls by one worker (two tabs, a retrying client)
+    # queue here, and the later ones find the first one's lease instead of taking a second item.
+    _lock_worker(worker)
+    existing = _active_lease(campaign=campaign, worker=worker)
+    if existing is not None:
+        return existing
     item_id = _pick_candidate(campaign=campaign, worker=worker)
     if item_id is None:
         return None
-    took = Item.objects.filter(pk=item_id, status=ItemStatus.OPEN, slots_taken__lt=campaign.max_labels).update(
-        slots_taken=F("slots_taken") + 1
-    )
+    took = Item.objects.filter(
+        pk=item_id, status=ItemStatus.OPEN, slots_taken__lt=campaign.max_labels
+    ).update(slots_taken=F("slots_taken") + 1)
     if not took:
         raise _Retry
     if not _reserve_budget(campaign):
@@ -102,31 +136,62 @@ def _lease_once(*, campaign: Campaign, worker: User) -> Assignment | None:
     lease_until = timezone.now() + timedelta(seconds=settings.KYODO_LEASE_SECONDS)
     try:
         with transaction.atomic():
-            return Assignment.objects.create(item_id=item_id, worker=worker, campaign=campaign, leased_until=lease_until)
+            return Assignment.objects.create(
+                item_id=item_id, worker=worker, campaign=campaign, leased_until=lease_until
+            )
     except IntegrityError:
         raise _Retry from None  # the same worker raced itself to this item
 
 
 @transaction.atomic
 def leases_expire(*, campaign_id: int | None = None, limit: int = RECLAIM_BATCH) -> int:
-    """Return expired leases' slots to the pool (and their budget reservations). Bounded per call."""
-    expired = Assignment.objects.filter(status=AssignmentStatus.LEASED, leased_until__lte=timezone.now())
+    """Return expired leases' slots to the pool (and their budget reservations). Bounded per call.
+
+    Lock order as every writer of an item and its leases (lease, submit, close): the items first,
+    in id order, then their leases. Locking the leases first deadlocks with a submit of the same
+    lease (it holds the item and waits for the lease).
+    """
+    now = timezone.now()
+    expired = Assignment.objects.filter(status=AssignmentStatus.LEASED, leased_until__lte=now)
     if campaign_id is not None:
         expired = expired.filter(campaign_id=campaign_id)
-    if connection.features.has_select_for_update_skip_locked:
-        expired = expired.select_for_update(skip_locked=True)
-    ids = list(expired.order_by("leased_until").values_list("id", flat=True)[:limit])
+    seen = list(expired.order_by("leased_until").values_list("id", "item_id")[:limit])
+    if not seen:
+        return 0
+    item_ids = sorted({item_id for _, item_id in seen})
+    list(
+        Item.objects.select_for_update()
+        .filter(pk__in=item_ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    # Holding the items, re-read: a lease submitted (or reclaimed) meanwhile is left alone.
+    ids = list(
+        expired.filter(pk__in=[pk for pk, _ in seen])
+        .select_for_update()
+        .values_list("id", flat=True)
+    )
     if not ids:
         return 0
     Assignment.objects.filter(pk__in=ids).update(status=AssignmentStatus.EXPIRED)
-    per_item = Assignment.objects.filter(pk__in=ids).values("item_id").annotate(n=Count("id"))
-    for row in per_item:
-        Item.objects.filter(pk=row["item_id"]).update(slots_taken=F("slots_taken") - row["n"])
+    per_item = (
+        Assignment.objects.filter(pk__in=ids)
+        .values("item_id")
+        .annotate(n=Count("id"))
+        .order_by("item_id")
+    )
+    for item_row in per_item:
+        Item.objects.filter(pk=item_row["item_id"]).update(
+            slots_taken=F("slots_taken") - item_row["n"]
+        )
     per_campaign = (
         Assignment.objects.filter(pk__in=ids, campaign__budget__isnull=False)
         .values("campaign_id")
         .annotate(n=Count("id"))
+        .order_by("campaign_id")
     )
-    for row in per_campaign:
-        Campaign.objects.filter(pk=row["campaign_id"]).update(labels_reserved=F("labels_reserved") - row["n"])
+    for campaign_row in per_campaign:
+        Campaign.objects.filter(pk=campaign_row["campaign_id"]).update(
+            labels_reserved=F("labels_reserved") - campaign_row["n"]
+        )
     return len(ids)
