@@ -4,6 +4,8 @@ from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 
@@ -44,6 +46,18 @@ class User(AbstractBaseUser, PermissionsMixin):
     EMAIL_FIELD = "email"
     REQUIRED_FIELDS: ClassVar[list[str]] = []
 
+    class Meta:
+        constraints = [
+            # One account per wallet, whatever the letter case it was typed in; many accounts may
+            # have none. Payouts are per wallet, so two accounts sharing one would share rewards.
+            models.UniqueConstraint(
+                Lower("wallet_address"),
+                condition=~Q(wallet_address=""),
+                name="user_wallet_unique",
+                violation_error_message="This wallet is linked to another account.",
+            ),
+        ]
+
     def __str__(self) -> str:
         return self.email
 
@@ -54,3 +68,23 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_buyer(self) -> bool:
         return self.is_staff or self.role == Role.BUYER
+
+
+class SiweNonce(models.Model):
+    """A server-issued nonce for one Sign-In with Ethereum message: single use, short-lived.
+
+    `used_at` is set by one conditional UPDATE (`WHERE used_at IS NULL AND expires_at > now`), so
+    of two requests racing with the same signed message only one can win. Expired rows are purged
+    in small batches whenever a new nonce is issued.
+    """
+
+    nonce = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "SIWE nonce"
+
+    def __str__(self) -> str:
+        return self.nonce
