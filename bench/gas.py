@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from web3 import Web3
+from web3.types import TxReceipt
 
 from rewards.chain import (
     RewardDistributorClient,
@@ -97,7 +98,7 @@ def fresh_address(rng: random.Random) -> str:
     return Web3.to_checksum_address("0x" + rng.randbytes(20).hex())
 
 
-def gas(receipt: dict) -> int:
+def gas(receipt: TxReceipt) -> int:
     return int(receipt["gasUsed"])
 
 
@@ -118,7 +119,7 @@ class SizeResult:
 def measure_size(
     w3: Web3, anvil: Anvil, token: TokenClient, n: int, rng: random.Random
 ) -> SizeResult:
-    admin, updater, guardian, manager, owner, relayer = w3.eth.accounts[:6]
+    admin, updater, guardian, manager, owner, relayer = list(w3.eth.accounts)[:6]
     d: RewardDistributorClient = deploy_distributor(
         w3,
         token=token.address,
