@@ -614,9 +614,10 @@ def test_roles_can_be_granted_revoked_and_renounced(reward_contracts: RewardCont
         {"from": c.guardian}
     )
     assert not d.has_role(Role.GUARDIAN, c.guardian)
-    assert d.contract.functions.supportsInterface(
-        bytes.fromhex("7965db0b")
-    ).call()  # IAccessControl
+    i_access_control = bytes.fromhex("7965db0b")
+    assert d.contract.functions.supportsInterface(i_access_control).call()
+    for role in Role:
+        assert d.contract.functions.getRoleAdmin(role.value).call() == Role.ADMIN.value
 
 
 # ------------------------------------------------------------------ revert translation
@@ -757,3 +758,31 @@ def test_unknown_revert_data_still_translates() -> None:
     assert revert.selector == "0xdeadbeef"
     assert revert.error_name == "UnknownRevert"
     assert ContractRevert(b"").selector is None
+
+
+def test_every_custom_error_is_exercised_by_a_test() -> None:
+    """Guard: each error in the contracts' ABIs is asserted by name somewhere in these tests."""
+    from pathlib import Path
+
+    from rewards.chain import load_artifact
+
+    here = Path(__file__).parent
+    text = "".join(p.read_text() for p in sorted(here.glob("test_*.py")))
+    for name in ("RewardDistributor", "KyodoToken", "PushPayout"):
+        for entry in load_artifact(name).abi:
+            if entry["type"] != "error" or entry["name"] in UNREACHABLE_ERRORS:
+                continue
+            assert f'"{entry["name"]}"' in text, f"{name}.{entry['name']} is never asserted"
+
+
+# Errors in the ABIs that no call can raise: permit takes (v, r, s), never a byte string of the
+# wrong length; KyodoToken's EIP-712 name is a short constant; ERC20Permit never uses checked
+# nonces; the zero address never sends a transaction, so it never approves or sends.
+UNREACHABLE_ERRORS = {
+    "ECDSAInvalidSignatureLength",
+    "InvalidShortString",
+    "StringTooLong",
+    "InvalidAccountNonce",
+    "ERC20InvalidApprover",
+    "ERC20InvalidSender",
+}

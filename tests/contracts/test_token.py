@@ -17,6 +17,7 @@ from tests.chain_fixtures import INITIAL_SUPPLY, RewardContracts
 from .helpers import ZERO_ADDRESS, funded_key, reverts
 
 MINTER_ROLE = Web3.keccak(text="MINTER_ROLE")
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 def test_token_metadata_supply_and_roles(reward_contracts: RewardContracts) -> None:
@@ -120,6 +121,18 @@ def test_bad_permits_are_refused(reward_contracts: RewardContracts) -> None:
         permit_fn(good.owner, d.address, 501, good.deadline, good.v, good.r, good.s).call(
             {"from": c.relayer}
         )
+    # Malleable (high-s) and unrecoverable signatures are refused by OpenZeppelin's ECDSA.
+    high_s = (SECP256K1_N - int.from_bytes(good.s, "big")).to_bytes(32, "big")
+    with reverts("ECDSAInvalidSignatureS"), reverts_translated():
+        permit_fn(good.owner, d.address, 500, good.deadline, 55 - good.v, good.r, high_s).call(
+            {"from": c.relayer}
+        )
+    with reverts("ECDSAInvalidSignature"), reverts_translated():
+        permit_fn(good.owner, d.address, 500, good.deadline, 29, good.r, good.s).call(
+            {"from": c.relayer}
+        )
+    with reverts("ERC20InvalidSpender"):
+        c.token.approve(ZERO_ADDRESS, 1, sender=c.owner)
 
 
 def test_push_payout_pays_a_batch(reward_contracts: RewardContracts) -> None:
