@@ -8,21 +8,25 @@ these functions reproduce that run's posteriors exactly.
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from quality.aggregation._numeric import FloatArray, clamp_gold, softmax_rows
 from quality.aggregation.answers import Answers
 from quality.aggregation.confusion import log_likelihood_scores
 
+# Annotator keys: contributor ids, or any key the caller picks for the ML model.
+Key = TypeVar("Key", bound=Hashable)
+
 
 def item_posterior(
     *,
-    labels_by_workers: Mapping[Hashable, int],
-    confusions: Mapping[Hashable, NDArray[np.float64]] | NDArray[np.float64],
-    priors: NDArray[np.float64],
-    default_confusion: NDArray[np.float64] | None = None,
+    labels_by_workers: Mapping[Key, int],
+    confusions: Mapping[Key, ArrayLike] | NDArray[Any],
+    priors: ArrayLike,
+    default_confusion: ArrayLike | None = None,
 ) -> FloatArray:
     """P(true class | this item's answers) for one item, as a (K,) array.
 
@@ -32,11 +36,11 @@ def item_posterior(
     `default_confusion` (use `Result.prior_confusion`: a newcomer is an average worker); without
     one, they raise `KeyError`.
     """
-    priors = np.asarray(priors, dtype=np.float64)
-    log_scores = np.log(priors).copy()
+    prior_array = np.asarray(priors, dtype=np.float64)
+    log_scores = np.log(prior_array)
     for worker, label in labels_by_workers.items():
         matrix = _confusion_of(worker, confusions=confusions, default=default_confusion)
-        if matrix.shape != (priors.size, priors.size):
+        if matrix.shape != (prior_array.size, prior_array.size):
             raise ValueError(f"confusion of {worker!r} has shape {matrix.shape}")
         log_scores += np.log(matrix[:, label])
     posterior, _ = softmax_rows(log_scores[None, :])
@@ -44,11 +48,11 @@ def item_posterior(
 
 
 def _confusion_of(
-    worker: Hashable,
+    worker: Key,
     *,
-    confusions: Mapping[Hashable, NDArray[np.float64]] | NDArray[np.float64],
-    default: NDArray[np.float64] | None,
-) -> NDArray[np.float64]:
+    confusions: Mapping[Key, ArrayLike] | NDArray[Any],
+    default: ArrayLike | None,
+) -> FloatArray:
     if isinstance(confusions, np.ndarray):
         if isinstance(worker, int | np.integer) and 0 <= int(worker) < confusions.shape[0]:
             return np.asarray(confusions[int(worker)], dtype=np.float64)
@@ -59,19 +63,18 @@ def _confusion_of(
     return np.asarray(default, dtype=np.float64)
 
 
-def posteriors_given(
-    answers: Answers, *, confusions: NDArray[np.float64], priors: NDArray[np.float64]
-) -> FloatArray:
+def posteriors_given(answers: Answers, *, confusions: ArrayLike, priors: ArrayLike) -> FloatArray:
     """One vectorised E-step over all items with fixed (W, K, K) confusions and (K,) priors.
 
     Gold items in `answers` stay clamped. Used to re-score a batch of items without refitting.
     """
-    if confusions.shape != (answers.n_workers, answers.n_classes, answers.n_classes):
-        raise ValueError(f"confusions shape {confusions.shape} does not match the answers")
+    matrices = np.asarray(confusions, dtype=np.float64)
+    if matrices.shape != (answers.n_workers, answers.n_classes, answers.n_classes):
+        raise ValueError(f"confusions shape {matrices.shape} does not match the answers")
     scores = log_likelihood_scores(
         answers,
-        log_confusions=np.log(confusions),
-        log_priors=np.log(priors),
+        log_confusions=np.log(matrices),
+        log_priors=np.log(np.asarray(priors, dtype=np.float64)),
         worker_label=answers.worker_idx * answers.n_classes + answers.label_idx,
     )
     posteriors, _ = softmax_rows(scores)
