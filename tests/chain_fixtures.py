@@ -24,11 +24,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 
 import pytest
 from eth_typing import ChecksumAddress
@@ -188,37 +189,44 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
+def _wait_for_rpc(process: subprocess.Popen[bytes], url: str, log: IO[bytes]) -> None:
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2}))
+    deadline = time.monotonic() + 20
+    while True:
+        if process.poll() is not None:
+            log.seek(0)
+            err = log.read().decode(errors="replace").strip()[:500]
+            _unavailable(f"anvil exited with {process.returncode}: {err}")
+        try:
+            w3.eth.chain_id  # noqa: B018 - a probe
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                _unavailable("no JSON-RPC answer within 20 s")
+            time.sleep(0.1)
+
+
 @pytest.fixture(scope="session")
 def anvil_rpc_url() -> Iterator[str]:
     node = shutil.which("node")
     if node is None or not ANVIL.exists():
         _unavailable(f"node or {ANVIL} is missing (run `make install`)")
     port = _free_port()
-    process = subprocess.Popen(
-        [str(ANVIL), "--port", str(port), "--silent"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2}))
-    deadline = time.monotonic() + 20
-    try:
-        while True:
-            if process.poll() is not None:
-                err = process.stderr.read().decode(errors="replace") if process.stderr else ""
-                _unavailable(f"anvil exited with {process.returncode}: {err.strip()[:500]}")
-            try:
-                w3.eth.chain_id  # noqa: B018 - a probe
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    _unavailable("no JSON-RPC answer within 20 s")
-                time.sleep(0.1)
-        yield url
-    finally:
-        _stop(process)
+    # stderr goes to a file, not a pipe: a full pipe that nobody reads would block anvil.
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [str(ANVIL), "--port", str(port), "--silent"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_for_rpc(process, url, log)
+            yield url
+        finally:
+            _stop(process)
 
 
 @pytest.fixture(scope="session")
