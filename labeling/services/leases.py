@@ -59,7 +59,8 @@ def _lock_worker(worker: User) -> None:
     # SQLite: transactions begin IMMEDIATE (see settings), so they are serialized already.
 
 
-def _pick_candidate(*, campaign: Campaign, worker: User) -> int | None:
+def _pick_candidate(*, campaign: Campaign, worker: User) -> Item | None:
+    """The head of this worker's queue, locked; the whole row, as the task payload needs it."""
     labeled = Assignment.objects.filter(item=OuterRef("pk"), worker=worker)
     candidates = (
         Item.objects.filter(
@@ -69,18 +70,14 @@ def _pick_candidate(*, campaign: Campaign, worker: User) -> int | None:
         .order_by("priority", "id")
     )
     if not connection.features.has_select_for_update_skip_locked:
-        return candidates.values_list("id", flat=True).first()
-    item_id = (
-        candidates.select_for_update(skip_locked=True, of=("self",))
-        .values_list("id", flat=True)
-        .first()
-    )
-    if item_id is None:
+        return candidates.first()
+    item = candidates.select_for_update(skip_locked=True, of=("self",)).first()
+    if item is None:
         # Everything SKIP LOCKED saw was locked by someone leasing or submitting it right now, or
         # there is nothing: wait for the head of the queue instead of answering "nothing left"
         # while a slot may still be free. Only runs when the fast scan finds nothing.
-        item_id = candidates.select_for_update(of=("self",)).values_list("id", flat=True).first()
-    return item_id
+        item = candidates.select_for_update(of=("self",)).first()
+    return item
 
 
 def _reserve_budget(campaign: Campaign) -> bool:
@@ -103,7 +100,10 @@ def task_lease_next(*, campaign: Campaign, worker: User) -> Assignment | None:
     for _ in range(MAX_ATTEMPTS):
         try:
             assignment = _lease_once(campaign=campaign, worker=worker)
-        except _Retry:
+        except (_Retry, IntegrityError):
+            # The attempt was rolled back whole. IntegrityError: (item, worker) exists already;
+            # cannot happen while one worker's lease transactions are serialized, but if it
+            # does, the next attempt's scan no longer offers that item.
             continue
         if assignment is not None:
             return assignment
@@ -123,24 +123,21 @@ def _lease_once(*, campaign: Campaign, worker: User) -> Assignment | None:
     existing = _active_lease(campaign=campaign, worker=worker)
     if existing is not None:
         return existing
-    item_id = _pick_candidate(campaign=campaign, worker=worker)
-    if item_id is None:
+    item = _pick_candidate(campaign=campaign, worker=worker)
+    if item is None:
         return None
     took = Item.objects.filter(
-        pk=item_id, status=ItemStatus.OPEN, slots_taken__lt=campaign.max_labels
+        pk=item.pk, status=ItemStatus.OPEN, slots_taken__lt=campaign.max_labels
     ).update(slots_taken=F("slots_taken") + 1)
     if not took:
         raise _Retry
     if not _reserve_budget(campaign):
         raise Conflict("the campaign's budget is used up", code="budget_exhausted")
     lease_until = timezone.now() + timedelta(seconds=settings.KYODO_LEASE_SECONDS)
-    try:
-        with transaction.atomic():
-            return Assignment.objects.create(
-                item_id=item_id, worker=worker, campaign=campaign, leased_until=lease_until
-            )
-    except IntegrityError:
-        raise _Retry from None  # the same worker raced itself to this item
+    # No savepoint: an IntegrityError rolls this whole attempt back (see task_lease_next).
+    return Assignment.objects.create(
+        item=item, worker=worker, campaign=campaign, leased_until=lease_until
+    )
 
 
 @transaction.atomic
