@@ -21,7 +21,7 @@ def rewards_account_item(*, item_id: int) -> int:
     if consensus is None or not consensus.is_complete:
         return 0
     item = labeling_selectors.item_get(item_id=item_id)
-    reward = int(item.campaign.reward_per_label)
+    reward = item.campaign.reward_per_label or 0
     already = set(
         RewardEntry.objects.filter(item_id=item_id).values_list("annotation_id", flat=True)
     )

@@ -37,7 +37,7 @@ def dag_tsize(cid: str, get_block: GetBlock) -> int:
     if codec == RAW:
         return len(block)
     node = decode_dag_pb(block)
-    return len(block) + sum(link.tsize for link in node.links)
+    return len(block) + sum(link.tsize or 0 for link in node.links)
 
 
 def encode_directory_node(entries: Iterable[Entry]) -> bytes:
@@ -65,7 +65,7 @@ def _emit(entries: list[Entry], sink: BlockSink) -> tuple[str, int]:
 def build_directory(entries: Iterator[Entry], sink: BlockSink, *, fanout: int = FANOUT) -> str:
     """The root CID of a directory of `entries` (unique names), emitting every node to `sink`.
 
-    Streams: holds at most one pending node per level, so memory is O(fanout × depth).
+    Streams: holds at most one pending node per level, so memory is O(fanout * depth).
     """
     levels: list[list[Entry]] = [[]]
     counters: list[int] = [0]

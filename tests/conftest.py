@@ -19,6 +19,7 @@ from accounts.models import Role, User
 from labeling.models import Campaign
 from storage.services import get_store
 
+from .chain_fixtures import *  # noqa: F403 - py-evm and anvil fixtures for every test folder
 from .factories import CampaignFactory, UserFactory
 
 REQUIRE_SERVICES = os.environ.get("KYODO_REQUIRE_SERVICES") == "1"
@@ -50,24 +51,29 @@ def client_for(user: User) -> APIClient:
 
 @pytest.fixture
 def requester(db: Any) -> User:
-    return UserFactory(role=Role.REQUESTER)
+    return UserFactory.create(role=Role.REQUESTER)
 
 
 @pytest.fixture
 def contributor(db: Any) -> User:
-    return UserFactory(role=Role.CONTRIBUTOR)
+    return UserFactory.create(role=Role.CONTRIBUTOR)
 
 
 @pytest.fixture
 def buyer(db: Any) -> User:
-    return UserFactory(role=Role.BUYER)
+    return UserFactory.create(role=Role.BUYER)
 
 
 @pytest.fixture
 def staff(db: Any) -> User:
-    return UserFactory(role=Role.REQUESTER, is_staff=True, is_superuser=True)
+    return UserFactory.create(role=Role.REQUESTER, is_staff=True, is_superuser=True)
 
 
 @pytest.fixture
 def campaign(requester: User) -> Campaign:
-    return CampaignFactory(owner=requester)
+    return CampaignFactory.create(owner=requester)
+
+
+def streamed(response: Any) -> bytes:
+    """The whole body of a streaming response."""
+    return b"".join(response.streaming_content)

@@ -9,7 +9,7 @@ from labeling.models import Campaign, Item, ItemStatus
 from quality.models import ItemConsensus
 from rewards.models import RewardEntry, RewardStatus
 
-from .conftest import client_for
+from .conftest import client_for, streamed
 from .factories import UserFactory, png_bytes
 
 
@@ -44,7 +44,7 @@ def test_campaign_to_dataset(
     assert response.status_code == 201, response.content
     assert response.json() == {"created": 4, "duplicates": 0, "rejected": []}
 
-    workers = [UserFactory() for _ in range(3)]
+    workers = [UserFactory.create() for _ in range(3)]
     for worker in workers[:2]:
         client = client_for(worker)
         for _ in range(4):
@@ -77,7 +77,7 @@ def test_campaign_to_dataset(
     assert [d["campaign_id"] for d in datasets.json()] == [campaign_id]
     export = client_for(buyer).get(f"/api/datasets/{campaign_id}/export?format=jsonl")
     assert export.status_code == 200
-    lines = [json.loads(line) for line in b"".join(export.streaming_content).splitlines()]
+    lines = [json.loads(line) for line in streamed(export).splitlines()]
     assert len(lines) == 4
     assert {row["label"] for row in lines} == {"cat"}
     assert set(lines[0]) == {"item_id", "cid", "label", "confidence", "n_labels"}

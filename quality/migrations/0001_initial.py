@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,40 +14,66 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ItemConsensus',
+            name="ItemConsensus",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('item_id', models.BigIntegerField(unique=True)),
-                ('campaign_id', models.BigIntegerField(db_index=True)),
-                ('label', models.CharField(max_length=200)),
-                ('confidence', models.FloatField()),
-                ('n_labels', models.PositiveSmallIntegerField()),
-                ('method', models.CharField(max_length=40)),
-                ('model_version', models.CharField(blank=True, max_length=64)),
-                ('votes', models.JSONField(default=dict)),
-                ('is_complete', models.BooleanField(default=False)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("item_id", models.BigIntegerField(unique=True)),
+                ("campaign_id", models.BigIntegerField(db_index=True)),
+                ("label", models.CharField(max_length=200)),
+                ("confidence", models.FloatField()),
+                ("n_labels", models.PositiveSmallIntegerField()),
+                ("method", models.CharField(max_length=40)),
+                ("model_version", models.CharField(blank=True, max_length=64)),
+                ("votes", models.JSONField(default=dict)),
+                ("is_complete", models.BooleanField(default=False)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'indexes': [models.Index(fields=['campaign_id', 'is_complete', 'item_id'], name='consensus_campaign_done')],
+                "indexes": [
+                    models.Index(
+                        fields=["campaign_id", "is_complete", "item_id"],
+                        name="consensus_campaign_done",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='WorkerSkill',
+            name="WorkerSkill",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('campaign_id', models.BigIntegerField()),
-                ('accuracy', models.FloatField(default=0.0)),
-                ('confusion', models.JSONField(default=dict)),
-                ('gold_seen', models.PositiveIntegerField(default=0)),
-                ('gold_passed', models.PositiveIntegerField(default=0)),
-                ('spam_score', models.FloatField(default=0.0)),
-                ('status', models.CharField(default='active', max_length=16)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('worker', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='skills', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("campaign_id", models.BigIntegerField()),
+                ("accuracy", models.FloatField(default=0.0)),
+                ("confusion", models.JSONField(default=dict)),
+                ("gold_seen", models.PositiveIntegerField(default=0)),
+                ("gold_passed", models.PositiveIntegerField(default=0)),
+                ("spam_score", models.FloatField(default=0.0)),
+                ("status", models.CharField(default="active", max_length=16)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "worker",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="skills",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('worker', 'campaign_id'), name='skill_unique_worker_campaign')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("worker", "campaign_id"), name="skill_unique_worker_campaign"
+                    )
+                ],
             },
         ),
     ]

@@ -8,7 +8,7 @@ from accounts.models import User
 from labeling.models import Campaign, Item, ItemStatus
 from quality.models import ItemConsensus
 
-from ..conftest import client_for
+from ..conftest import client_for, streamed
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def test_export_streams_only_decided_items_in_order(campaign: Campaign, buyer: U
     assert response.status_code == 200
     assert response.streaming
     assert response["Content-Type"] == "application/x-ndjson"
-    rows = [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
+    rows = [json.loads(line) for line in streamed(response).splitlines()]
     assert [r["item_id"] for r in rows] == [i.pk for i in items[:4]]
     assert rows[0] == {
         "item_id": items[0].pk,

@@ -14,7 +14,7 @@ from storage.car import read_car
 from storage.services import get_store
 from storage.unixfs import decode_dag_pb
 
-from ..conftest import client_for
+from ..conftest import client_for, streamed
 from ..factories import png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -57,7 +57,7 @@ def test_raw_car_export_holds_every_item(
     assert export["item_count"] == 6
     download = client.get(export["download_url"])
     assert download["Content-Type"] == "application/vnd.ipld.car"
-    data = b"".join(download.streaming_content)
+    data = streamed(download)
     assert len(data) == export["size"]
     roots, sections = read_car(io.BytesIO(data))  # verifies every block against its CID
     blocks = dict(sections)

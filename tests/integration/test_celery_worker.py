@@ -30,12 +30,14 @@ def wait_for(predicate: Any, timeout: float = 60.0) -> bool:
 
 
 def test_worker_decides_consensus_and_writes_ledger(celery_worker_process: Any) -> None:
-    requester = UserFactory(role=Role.REQUESTER)
-    campaign = CampaignFactory(owner=requester, min_labels=2, max_labels=3, reward_per_label=7)
+    requester = UserFactory.create(role=Role.REQUESTER)
+    campaign = CampaignFactory.create(
+        owner=requester, min_labels=2, max_labels=3, reward_per_label=7
+    )
     items_upload(
         campaign=campaign, files=[SimpleUploadedFile(f"{i}.png", png_bytes(i)) for i in range(3)]
     )
-    workers = [UserFactory() for _ in range(3)]
+    workers = [UserFactory.create() for _ in range(3)]
     # Worker 0 and 1 agree on every item (closes at 2 labels); worker 2 never gets to label.
     for worker in workers[:2]:
         client = client_for(worker)

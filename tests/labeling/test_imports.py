@@ -54,7 +54,7 @@ def test_a_crash_mid_job_resumes_without_duplicates(
     real_commit = imports._commit_batch
     calls = {"n": 0}
 
-    def crash_on_third(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def crash_on_third(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
             raise OSError("worker lost its disk")
@@ -67,7 +67,7 @@ def test_a_crash_mid_job_resumes_without_duplicates(
     assert (job.status, job.processed, job.created) == (ImportStatus.RUNNING, 10, 10)
     # Half an import is invisible: staged items are never leased.
     assert Item.objects.filter(campaign=campaign, status=ItemStatus.STAGED).count() == 10
-    assert task_lease_next(campaign=campaign, worker=UserFactory()) is None
+    assert task_lease_next(campaign=campaign, worker=UserFactory.create()) is None
 
     monkeypatch.setattr(imports, "_commit_batch", real_commit)
     finished = import_job_run(job_id=job.pk)
@@ -87,7 +87,7 @@ def test_a_bad_text_file_rolls_back_everything(
     requester: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(imports, "JOB_BATCH", 3)
-    campaign = CampaignFactory(owner=requester, task_type=TaskType.TEXT_CLASSIFICATION)
+    campaign = CampaignFactory.create(owner=requester, task_type=TaskType.TEXT_CLASSIFICATION)
     rows = "\n".join(f"text number {i}" for i in range(10))
     csv_bytes = f"text\n{rows}\n,\n".encode()  # the last row is empty: the file is rejected
     job = import_job_create(

@@ -10,7 +10,7 @@ from accounts.models import User
 from labeling.models import Assignment, AssignmentStatus, Campaign, Item
 from labeling.services import items_upload, leases_expire
 
-from ..conftest import client_for
+from ..conftest import client_for, streamed
 from ..factories import CampaignFactory, UserFactory, png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -87,9 +87,9 @@ def test_submit_validation_errors(campaign: Campaign, contributor: User) -> None
 
 
 def test_never_the_same_item_twice_and_never_over_max_labels(requester: User) -> None:
-    campaign = CampaignFactory(owner=requester, min_labels=3, max_labels=3)
+    campaign = CampaignFactory.create(owner=requester, min_labels=3, max_labels=3)
     add_images(campaign, 4)
-    workers = [UserFactory() for _ in range(5)]
+    workers = [UserFactory.create() for _ in range(5)]
     seen: dict[int, list[int]] = {}
     for worker in workers:
         client = client_for(worker)
@@ -114,9 +114,9 @@ def test_never_the_same_item_twice_and_never_over_max_labels(requester: User) ->
 
 
 def test_expired_lease_returns_to_the_pool(requester: User) -> None:
-    campaign = CampaignFactory(owner=requester, min_labels=1, max_labels=1)
+    campaign = CampaignFactory.create(owner=requester, min_labels=1, max_labels=1)
     (item,) = add_images(campaign, 1)
-    slow, fast = UserFactory(), UserFactory()
+    slow, fast = UserFactory.create(), UserFactory.create()
     assert client_for(slow).get(f"/api/campaigns/{campaign.pk}/next/").json()["item_id"] == item.pk
     assert client_for(fast).get(f"/api/campaigns/{campaign.pk}/next/").status_code == 204
     Assignment.objects.filter(worker=slow).update(
@@ -135,13 +135,13 @@ def test_expired_lease_returns_to_the_pool(requester: User) -> None:
 
 
 def test_budget_caps_reservations(requester: User) -> None:
-    campaign = CampaignFactory(
+    campaign = CampaignFactory.create(
         owner=requester, reward_per_label=10, budget=25, min_labels=1, max_labels=2
     )
     add_images(campaign, 5)
     leased = 0
     for _ in range(4):
-        response = client_for(UserFactory()).get(f"/api/campaigns/{campaign.pk}/next/")
+        response = client_for(UserFactory.create()).get(f"/api/campaigns/{campaign.pk}/next/")
         if response.status_code == 200:
             leased += 1
         else:
@@ -156,7 +156,7 @@ def test_budget_caps_reservations(requester: User) -> None:
 
 
 def test_contributor_cannot_see_draft_campaign(requester: User, contributor: User) -> None:
-    campaign = CampaignFactory(owner=requester, status="draft")
+    campaign = CampaignFactory.create(owner=requester, status="draft")
     response = client_for(contributor).get(f"/api/campaigns/{campaign.pk}/next/")
     assert response.status_code == 403
 
@@ -167,7 +167,7 @@ def test_media_served_only_to_those_who_may_see_it(campaign: Campaign, contribut
     task = client.get(f"/api/campaigns/{campaign.pk}/next/").json()
     media = client.get(task["media_url"])
     assert media.status_code == 200
-    data = b"".join(media.streaming_content)
+    data = streamed(media)
     assert data.startswith(b"\x89PNG")
     assert media["Content-Type"] == "image/png"
     assert media["Cache-Control"] == "public, max-age=31536000, immutable"
@@ -175,7 +175,7 @@ def test_media_served_only_to_those_who_may_see_it(campaign: Campaign, contribut
     assert media["ETag"] == f'"{cid}"'
     partial = client.get(task["media_url"], HTTP_RANGE="bytes=1-3")
     assert partial.status_code == 206
-    assert b"".join(partial.streaming_content) == data[1:4]
+    assert streamed(partial) == data[1:4]
     assert partial["Content-Range"] == f"bytes 1-3/{len(data)}"
     assert client.get(task["media_url"], HTTP_RANGE=f"bytes={len(data) + 5}-").status_code == 416
     assert client.get(task["media_url"], HTTP_IF_NONE_MATCH=f'"{cid}"').status_code == 304

@@ -17,7 +17,7 @@ from ..factories import CampaignFactory, png_bytes, zip_bytes
 pytestmark = pytest.mark.django_db
 
 
-def upload(client, campaign_id: int, **data):  # type: ignore[no-untyped-def]
+def upload(client, campaign_id: int, **data):
     return client.post(f"/api/campaigns/{campaign_id}/items/", data, format="multipart")
 
 
@@ -128,7 +128,7 @@ def test_decompression_bomb_is_rejected(campaign: Campaign) -> None:
 
 
 def text_campaign(owner: User) -> Campaign:
-    return CampaignFactory(
+    return CampaignFactory.create(
         owner=owner,
         task_type=TaskType.TEXT_CLASSIFICATION,
         label_schema={
@@ -198,7 +198,7 @@ def test_wrong_kind_and_unknown_fields(campaign: Campaign, requester: User) -> N
 def test_only_owner_uploads(campaign: Campaign, contributor: User, requester: User) -> None:
     response = upload(client_for(contributor), campaign.pk, files=[image("a.png", png_bytes(1))])
     assert response.status_code == 403
-    other = CampaignFactory()
+    other = CampaignFactory.create()
     response = upload(client_for(requester), other.pk, files=[image("a.png", png_bytes(1))])
     assert response.status_code == 403
     assert not Item.objects.exists()
