@@ -101,3 +101,18 @@ def digamma(values: FloatArray) -> FloatArray:
     inv2 = 1.0 / (z * z)
     series = inv2 * (1 / 12 - inv2 * (1 / 120 - inv2 * (1 / 252 - inv2 * (1 / 240 - inv2 / 132))))
     return np.asarray(np.log(z) - 0.5 / z - series - shift, dtype=np.float64)
+
+
+def trigamma(values: FloatArray) -> FloatArray:
+    """The derivative of `digamma`, by the same shift-then-series scheme (error about 1e-11)."""
+    x = np.asarray(values, dtype=np.float64)
+    if np.any(x <= 0):
+        raise ValueError("trigamma is only defined here for positive values")
+    shift = 1.0 / (x * x)
+    for step in range(1, 6):
+        shift += 1.0 / ((x + step) * (x + step))
+    z = x + 6.0
+    inv = 1.0 / z
+    inv2 = inv * inv
+    series = inv + inv2 * (0.5 + inv * (1 / 6 - inv2 * (1 / 30 - inv2 * (1 / 42 - inv2 / 30))))
+    return np.asarray(shift + series, dtype=np.float64)

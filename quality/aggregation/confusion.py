@@ -15,18 +15,26 @@ Every probability is strictly positive, so the E-step can work in log space with
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from quality.aggregation._numeric import (
     FloatArray,
-    IntArray,
     clamp_gold,
     decide,
     digamma,
     label_frequencies,
     normalise_rows,
     softmax_rows,
+    trigamma,
     vote_counts,
+)
+from quality.aggregation._passes import (
+    ItemLayout,
+    item_layout,
+    log_likelihood_scores,
+    soft_confusion_counts,
 )
 from quality.aggregation.answers import Answers
 from quality.aggregation.result import Result
@@ -40,25 +48,9 @@ DEFAULT_MAX_ITER = 200
 INITIAL_STRENGTH = 2.0
 MIN_STRENGTH = 0.1
 MAX_STRENGTH = 1e4
-
-
-def soft_confusion_counts(
-    answers: Answers, *, posteriors: FloatArray, worker_label: IntArray
-) -> FloatArray:
-    """(n_workers, K, K) expected counts: [w, k, l] = sum of P(item is k) over w's answers l.
-
-    `worker_label` is `worker_idx * K + label_idx`; one bincount per true class, none per answer.
-    """
-    k = answers.n_classes
-    flat = np.empty((answers.n_workers * k, k), dtype=np.float64)
-    for true_class in range(k):
-        flat[:, true_class] = np.bincount(
-            worker_label,
-            weights=posteriors[:, true_class][answers.item_idx],
-            minlength=answers.n_workers * k,
-        )
-    # flat is indexed [w * K + l, k]; reorder to [w, k, l].
-    return flat.reshape(answers.n_workers, k, k).transpose(0, 2, 1).copy()
+# The first stage (starting precision) only has to place the workers well enough to measure how
+# they spread, so it stops at a 10x looser tolerance; the second stage converges to `tol`.
+FIRST_STAGE_TOL_FACTOR = 10.0
 
 
 def smoothed_confusions(
@@ -83,69 +75,42 @@ def class_priors_from(posteriors: FloatArray) -> FloatArray:
     return np.asarray((mass + 1.0) / (mass.sum() + mass.size), dtype=np.float64)
 
 
-def log_likelihood_scores(
-    answers: Answers, *, log_confusions: FloatArray, log_priors: FloatArray, worker_label: IntArray
-) -> FloatArray:
-    """(n_items, K) log P(item's answers, class k): the E-step numerator, one bincount per class."""
-    k = answers.n_classes
-    # table[k, w * K + l] = log P(w answers l | true class k): a contiguous row per true class.
-    table = np.ascontiguousarray(log_confusions.transpose(1, 0, 2).reshape(k, -1))
-    scores = np.empty((answers.n_items, k), dtype=np.float64)
-    for true_class in range(k):
-        scores[:, true_class] = np.bincount(
-            answers.item_idx,
-            weights=table[true_class][worker_label],
-            minlength=answers.n_items,
-        )
-    scores += log_priors
-    return scores
-
-
 def fit_prior_strength(
-    counts: FloatArray, *, prior_confusion: FloatArray, start: FloatArray, steps: int = 50
+    counts: FloatArray, *, prior_confusion: FloatArray, start: FloatArray, max_steps: int = 30
 ) -> FloatArray:
     """Per true class, the Dirichlet precision that best explains how workers spread around the
-    population matrix (Minka's fixed point for the Dirichlet-multinomial, mean held fixed).
+    population matrix: the maximum of the Dirichlet-multinomial likelihood in the precision `s`
+    with the mean held at `prior_confusion` (Minka, "Estimating a Dirichlet distribution").
 
     Homogeneous workers give a large precision (everyone is shrunk toward the population),
-    heterogeneous ones a small one. The arrays are only W x K x K, so the steps cost little next
-    to one E-step; the result is clipped to [MIN_STRENGTH, MAX_STRENGTH].
+    heterogeneous ones a small one. Newton's method on log `s` (a few steps; Minka's fixed point
+    needs dozens), falling back to a unit step where the likelihood is not concave; the result
+    is clipped to [MIN_STRENGTH, MAX_STRENGTH].
     """
-    strength = start.copy()
+    counts = counts[counts.sum(axis=(1, 2)) > 0]  # workers with no answers add nothing
     seen = counts.sum(axis=2)  # (W, K): soft answers per worker and true class
-    active = seen > 0
-    for _ in range(steps):
-        alpha = strength[:, None] * prior_confusion  # (K, L)
-        gain = (prior_confusion * (digamma(counts + alpha) - digamma(alpha))).sum(axis=2)
-        norm = digamma(seen + strength) - digamma(strength)
-        numerator = np.where(active, gain, 0.0).sum(axis=0)
-        denominator = np.where(active, norm, 0.0).sum(axis=0)
-        ratio = np.divide(numerator, denominator, out=np.ones_like(strength), where=denominator > 0)
-        strength = np.clip(strength * ratio, MIN_STRENGTH, MAX_STRENGTH)
-    return strength
-
-
-def sorted_by_item(answers: Answers) -> Answers:
-    """The same answers ordered by item (stable), unless they already are.
-
-    Both EM steps gather per-answer rows of the (items x K) posteriors; in item order those reads
-    are sequential, which halves the M-step's time on a million answers. Stability keeps each
-    item's answers in their original order, so per-item sums are bit-for-bit unchanged.
-    """
-    items = answers.item_idx
-    if items.size < 2 or bool(np.all(items[1:] >= items[:-1])):
-        return answers
-    order = np.argsort(items, kind="stable")
-    return Answers(
-        worker_idx=answers.worker_idx[order],
-        item_idx=items[order],
-        label_idx=answers.label_idx[order],
-        n_workers=answers.n_workers,
-        n_items=answers.n_items,
-        n_classes=answers.n_classes,
-        gold_item_idx=answers.gold_item_idx,
-        gold_label_idx=answers.gold_label_idx,
-    )
+    mean = prior_confusion[None]
+    log_strength = np.log(np.clip(start, MIN_STRENGTH, MAX_STRENGTH))
+    for _ in range(max_steps):
+        strength = np.exp(log_strength)
+        alpha = strength[None, :, None] * mean
+        # First and second derivatives of the log-likelihood in s, summed over workers.
+        first = (digamma(strength) - digamma(seen + strength)).sum(axis=0) + (
+            mean * (digamma(counts + alpha) - digamma(alpha))
+        ).sum(axis=(0, 2))
+        second = (trigamma(strength) - trigamma(seen + strength)).sum(axis=0) + (
+            mean * mean * (trigamma(counts + alpha) - trigamma(alpha))
+        ).sum(axis=(0, 2))
+        gradient = strength * first  # in log s
+        curvature = strength * first + strength * strength * second
+        newton = np.divide(gradient, -curvature, out=np.zeros_like(gradient), where=curvature < 0)
+        step = np.clip(np.where(curvature < 0, newton, np.sign(gradient)), -1.0, 1.0)
+        updated = np.clip(log_strength + step, np.log(MIN_STRENGTH), np.log(MAX_STRENGTH))
+        done = bool(np.max(np.abs(updated - log_strength)) < 1e-6)
+        log_strength = updated
+        if done:
+            break
+    return np.asarray(np.exp(log_strength), dtype=np.float64)
 
 
 def _initial_posteriors(answers: Answers, *, gold_only: bool = False) -> FloatArray:
@@ -159,6 +124,56 @@ def _initial_posteriors(answers: Answers, *, gold_only: bool = False) -> FloatAr
         return clamp_gold(np.zeros((answers.n_items, answers.n_classes)), answers)
     counts = vote_counts(answers)
     return clamp_gold(normalise_rows(counts, fallback=label_frequencies(answers)), answers)
+
+
+@dataclass(frozen=True)
+class _Fit:
+    posteriors: FloatArray
+    confusions: FloatArray
+    prior_confusion: FloatArray
+    priors: FloatArray
+    log_likelihood: float
+    iterations: int
+    converged: bool
+
+
+def _run_em(
+    layout: ItemLayout, *, posteriors: FloatArray, strength: FloatArray, tol: float, max_iter: int
+) -> _Fit:
+    """EM with a fixed prior precision, from `posteriors`, until the log evidence settles.
+
+    It ends right after an E-step, so the confusions and priors it returns are exactly those that
+    produced its posteriors: `item_posterior` with them reproduces the fit for any item.
+    """
+    answers = layout.answers
+    threshold = tol * max(answers.n_answers, 1)
+    objective = -np.inf
+    iterations = 0
+    converged = False
+    while not converged and iterations < max_iter:
+        iterations += 1
+        counts = soft_confusion_counts(layout, posteriors=posteriors)
+        confusions, prior_confusion = smoothed_confusions(counts, prior_strength=strength)
+        priors = class_priors_from(posteriors)
+        scores = log_likelihood_scores(
+            layout, log_confusions=np.log(confusions), log_priors=np.log(priors)
+        )
+        posteriors, evidence = softmax_rows(scores)
+        clamp_gold(posteriors, answers)
+        # Gold items count with their known class, not summed over classes.
+        evidence[answers.gold_item_idx] = scores[answers.gold_item_idx, answers.gold_label_idx]
+        updated = float(evidence.sum())
+        converged = abs(updated - objective) < threshold
+        objective = updated
+    return _Fit(
+        posteriors=posteriors,
+        confusions=confusions,
+        prior_confusion=prior_confusion,
+        priors=priors,
+        log_likelihood=objective,
+        iterations=iterations,
+        converged=converged,
+    )
 
 
 def dawid_skene(
@@ -175,68 +190,64 @@ def dawid_skene(
     `prior_strength=None` learns the Dirichlet precision per true class from the data (empirical
     Bayes); a number fixes it, in answers. Gold items in `answers`, if any, are clamped to their
     label in every E-step, so they also anchor the worker estimates; with `seed_from_gold` the
-    first worker estimates come from gold items alone. Stops when the mean log
-    evidence per answer changes by less than `tol` between two iterations, or after `max_iter`.
+    first worker estimates come from gold items alone. Stops when the log evidence per answer
+    changes by less than `tol` between two iterations, or after `max_iter` iterations in all.
     """
     if prior_strength is not None and prior_strength < 0:
         raise ValueError("prior_strength must be non-negative")
     if max_iter < 1:
         raise ValueError("max_iter must be at least 1")
-    answers = sorted_by_item(answers)
-    k = answers.n_classes
-    worker_label = answers.worker_idx * k + answers.label_idx
-    posteriors = _initial_posteriors(
-        answers, gold_only=seed_from_gold and bool(answers.gold_item_idx.size)
+    layout = item_layout(answers)
+    k = layout.answers.n_classes
+    start = _initial_posteriors(
+        layout.answers, gold_only=seed_from_gold and bool(layout.answers.gold_item_idx.size)
     )
-    strength = np.full(k, INITIAL_STRENGTH if prior_strength is None else prior_strength)
-    # The precision is learned once, from the converged fit with the starting precision, and then
-    # held while EM converges again. Re-learning it every iteration feeds back on itself: an
-    # excellent annotator among a few look-alike workers is shrunk a little, so it looks more
-    # like the others, so the learned precision grows, so it is shrunk more, without end.
-    learned = prior_strength is not None
-    objective = -np.inf
-    converged = False
-    iterations = 0
-    while iterations < max_iter:
-        counts = soft_confusion_counts(answers, posteriors=posteriors, worker_label=worker_label)
-        if converged:
-            if learned:
-                break
-            pooled = counts.sum(axis=0) + 1.0
-            strength = fit_prior_strength(
-                counts, prior_confusion=pooled / pooled.sum(axis=1, keepdims=True), start=strength
-            )
-            learned, converged, objective = True, False, -np.inf
-        iterations += 1
-        confusions, prior_confusion = smoothed_confusions(counts, prior_strength=strength)
-        priors = class_priors_from(posteriors)
-        scores = log_likelihood_scores(
-            answers,
-            log_confusions=np.log(confusions),
-            log_priors=np.log(priors),
-            worker_label=worker_label,
-        )
-        posteriors, evidence = softmax_rows(scores)
-        clamp_gold(posteriors, answers)
-        # Gold items count with their known class, not summed over classes.
-        evidence[answers.gold_item_idx] = scores[answers.gold_item_idx, answers.gold_label_idx]
-        updated = float(evidence.sum())
-        converged = abs(updated - objective) < tol * max(answers.n_answers, 1)
-        objective = updated
-    # The loop ends right after an E-step, so the confusions and priors returned are exactly those
-    # that produced `posteriors`: `item_posterior` with them reproduces this result for any item.
-    quality = np.einsum("k,wkk->w", priors, confusions)
+    if prior_strength is not None:
+        fixed = np.full(k, prior_strength)
+        fit = _run_em(layout, posteriors=start, strength=fixed, tol=tol, max_iter=max_iter)
+        return _result(fit, method=method, iterations=fit.iterations)
+    # The precision is learned once, from a first fit with the starting precision, and then held
+    # while EM converges again. Re-learning it every iteration feeds back on itself: an excellent
+    # annotator among a few look-alike workers is shrunk a little, so it looks more like the
+    # others, so the learned precision grows, so it is shrunk more, without end.
+    first = _run_em(
+        layout,
+        posteriors=start,
+        strength=np.full(k, INITIAL_STRENGTH),
+        tol=tol * FIRST_STAGE_TOL_FACTOR,
+        max_iter=max_iter,
+    )
+    if first.iterations >= max_iter:
+        return _result(first, method=method, iterations=first.iterations)
+    counts = soft_confusion_counts(layout, posteriors=first.posteriors)
+    pooled = counts.sum(axis=0) + 1.0
+    strength = fit_prior_strength(
+        counts,
+        prior_confusion=pooled / pooled.sum(axis=1, keepdims=True),
+        start=np.full(k, INITIAL_STRENGTH),
+    )
+    fit = _run_em(
+        layout,
+        posteriors=first.posteriors,
+        strength=strength,
+        tol=tol,
+        max_iter=max_iter - first.iterations,
+    )
+    return _result(fit, method=method, iterations=first.iterations + fit.iterations)
+
+
+def _result(fit: _Fit, *, method: str, iterations: int) -> Result:
     return Result(
         method=method,
-        labels=decide(posteriors, class_priors=priors),
-        posteriors=posteriors,
-        class_priors=priors,
-        worker_quality=quality,
-        confusions=confusions,
-        prior_confusion=prior_confusion,
+        labels=decide(fit.posteriors, class_priors=fit.priors),
+        posteriors=fit.posteriors,
+        class_priors=fit.priors,
+        worker_quality=np.einsum("k,wkk->w", fit.priors, fit.confusions),
+        confusions=fit.confusions,
+        prior_confusion=fit.prior_confusion,
         iterations=iterations,
-        converged=converged,
-        log_likelihood=objective,
+        converged=fit.converged,
+        log_likelihood=fit.log_likelihood,
     )
 
 

@@ -14,8 +14,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from quality.aggregation._numeric import FloatArray, clamp_gold, softmax_rows
+from quality.aggregation._passes import item_layout, log_likelihood_scores
 from quality.aggregation.answers import Answers
-from quality.aggregation.confusion import log_likelihood_scores
 
 # Annotator keys: contributor ids, or any key the caller picks for the ML model.
 Key = TypeVar("Key", bound=Hashable)
@@ -72,10 +72,9 @@ def posteriors_given(answers: Answers, *, confusions: ArrayLike, priors: ArrayLi
     if matrices.shape != (answers.n_workers, answers.n_classes, answers.n_classes):
         raise ValueError(f"confusions shape {matrices.shape} does not match the answers")
     scores = log_likelihood_scores(
-        answers,
+        item_layout(answers),
         log_confusions=np.log(matrices),
         log_priors=np.log(np.asarray(priors, dtype=np.float64)),
-        worker_label=answers.worker_idx * answers.n_classes + answers.label_idx,
     )
     posteriors, _ = softmax_rows(scores)
     return clamp_gold(posteriors, answers)
