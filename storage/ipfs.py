@@ -433,7 +433,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def _is_not_found(exc: BaseException) -> bool:
-    # Kubo: "block was not found locally (offline)", "ipld: could not find ..."; js-ipfs looks
-    # until the request's timeout: "request timed out". Both mean the node cannot produce it.
+    # Kubo: "block was not found locally (offline)", "ipld: could not find ...", and "context
+    # deadline exceeded" when its own timeout ends a network search; js-ipfs looks until the
+    # request's timeout: "request timed out". All mean the node cannot produce the block.
     text = str(exc).lower()
-    return any(s in text for s in ("not found", "notfound", "could not find", "timed out"))
+    markers = ("not found", "notfound", "could not find", "timed out", "deadline exceeded")
+    return any(marker in text for marker in markers)

@@ -1,6 +1,7 @@
 """IPFS node fixtures.
 
-``ipfs_node`` (session): the node named by ``IPFS_API_URL`` when set (CI may start one), else a
+``ipfs_node`` (session): the node named by ``KYODO_TEST_IPFS_API_URL`` or ``IPFS_API_URL`` when
+set (an http URL or a multiaddr; CI starts one with ``tools/ipfs/start.sh``), else a
 js-ipfs daemon from ``tools/ipfs`` on a free port in a temporary IPFS_PATH (when its npm install is
 there), else the test is skipped (failed under KYODO_REQUIRE_SERVICES=1).
 
@@ -69,10 +70,11 @@ def _start_own(repo: Path) -> IpfsNode:
 
 @pytest.fixture(scope="session")
 def ipfs_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IpfsNode]:
-    url = os.environ.get("IPFS_API_URL", "").rstrip("/")
-    if url:
+    given = os.environ.get("KYODO_TEST_IPFS_API_URL") or os.environ.get("IPFS_API_URL", "")
+    if given:
+        url = ipfs_start.http_url(given)
         if not ipfs_start.api_answers(url, timeout=5):
-            need_service("ipfs", f"IPFS_API_URL={url} does not answer")
+            need_service("ipfs", f"the IPFS API at {given} does not answer")
         yield IpfsNode(api_url=url)
         return
     node = _start_own(tmp_path_factory.mktemp("ipfs") / "repo")

@@ -40,6 +40,14 @@ pytestmark = pytest.mark.django_db
 HELLO_CID = "bafkreihzg3z2b4qviggswvajxfwmsbyndfvhbn3np4ilx4dqs66sfq6rxm"
 
 
+@pytest.fixture(autouse=True)
+def _local_store_unless_asked(settings: Any) -> None:
+    # These tests are about LocalStore unless they point IPFS_API_URL at a node themselves (CI
+    # may set it for the whole run).
+    settings.IPFS_API_URL = ""
+    get_store.cache_clear()
+
+
 def make_due(*cids: str) -> None:
     """Let time pass: the given (or all) open pins are due now."""
     qs = Pin.objects.exclude(status=PinStatus.PINNED)

@@ -92,8 +92,20 @@ def init_repo(repo: Path, port: int) -> None:
     tmp.replace(config_path)
 
 
+def http_url(api: str) -> str:
+    """``/ip4/127.0.0.1/tcp/5001/http`` (or an http(s) URL) as ``http://127.0.0.1:5001``."""
+    if not api.startswith("/"):
+        return api.rstrip("/")
+    parts = api.strip("/").split("/")
+    if len(parts) < 4 or parts[0] not in ("ip4", "ip6", "dns", "dns4", "dns6") or parts[2] != "tcp":
+        raise ValueError(f"unsupported IPFS API multiaddr: {api}")
+    scheme = parts[4] if len(parts) > 4 else "http"
+    host = f"[{parts[1]}]" if parts[0] == "ip6" else parts[1]
+    return f"{scheme}://{host}:{parts[3]}"
+
+
 def api_answers(api_url: str, timeout: float = 2.0) -> bool:
-    if not api_url.startswith("http://"):
+    if not api_url.startswith(("http://", "https://")):
         raise ValueError(f"not an http URL: {api_url}")
     request = urllib.request.Request(f"{api_url}/api/v0/version", method="POST")  # noqa: S310
     try:
