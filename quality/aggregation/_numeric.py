@@ -53,6 +53,24 @@ def softmax_rows(log_scores: FloatArray) -> tuple[FloatArray, FloatArray]:
     return scaled / totals, (peak + np.log(totals))[:, 0]
 
 
+def softmax_by_class(log_scores: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """`softmax_rows` for a class-major (K, n_items) table, normalising each column, in place."""
+    peak = np.max(log_scores, axis=0)
+    np.subtract(log_scores, peak, out=log_scores)
+    np.exp(log_scores, out=log_scores)
+    totals = np.sum(log_scores, axis=0)
+    np.divide(log_scores, totals, out=log_scores)
+    return log_scores, peak + np.log(totals)
+
+
+def clamp_gold_by_class(by_class: FloatArray, answers: Answers) -> FloatArray:
+    """`clamp_gold` for a class-major (K, n_items) table (in place, returned)."""
+    if answers.gold_item_idx.size:
+        by_class[:, answers.gold_item_idx] = 0.0
+        by_class[answers.gold_label_idx, answers.gold_item_idx] = 1.0
+    return by_class
+
+
 def clamp_gold(posteriors: FloatArray, answers: Answers) -> FloatArray:
     """Gold items' posteriors become one-hot on their known label (in place, returned)."""
     if answers.gold_item_idx.size:

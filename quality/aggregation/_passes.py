@@ -1,9 +1,12 @@
 """The two passes over all answers that every EM iteration makes, laid out for speed.
 
-Answers are sorted by item once per fit. Then "the posterior row of each answer's item" is a
+Answers are sorted by item once per fit. Then "the posterior of each answer's item" is a
 `np.repeat` of the posterior table (sequential, no index reads), and "the sum over each item's
 answers" is a `np.add.reduceat` over contiguous runs. Each pass is one such call plus one gather or
 `np.bincount` per class: no Python loop over answers, items or workers.
+
+Per-item tables are held class-major, (K, n_items), inside EM: every pass reads one class at a time,
+and reductions over classes become K-1 vectorised operations on contiguous rows.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def sorted_by_item(answers: Answers) -> Answers:
     items = answers.item_idx
     if items.size < 2 or bool(np.all(items[1:] >= items[:-1])):
         return answers
-    order = np.argsort(items, kind="stable")
+    order = _stable_order(items, n_items=answers.n_items)
     return Answers(
         worker_idx=answers.worker_idx[order],
         item_idx=items[order],
@@ -45,6 +48,19 @@ def sorted_by_item(answers: Answers) -> Answers:
         gold_item_idx=answers.gold_item_idx,
         gold_label_idx=answers.gold_label_idx,
     )
+
+
+def _stable_order(items: IntArray, *, n_items: int) -> IntArray:
+    """`np.argsort(items, kind="stable")`, three times faster for codes below 2**32.
+
+    NumPy sorts 16-bit integers stably by radix sort, so two passes over 16-bit digits (low digit
+    first) give a least-significant-digit radix sort of the whole code.
+    """
+    if n_items > 2**32:
+        return np.asarray(np.argsort(items, kind="stable"), dtype=np.intp)
+    by_low = np.argsort((items & 0xFFFF).astype(np.uint16), kind="stable")
+    by_high = np.argsort((items[by_low] >> 16).astype(np.uint16), kind="stable")
+    return np.asarray(by_low[by_high], dtype=np.intp)
 
 
 def item_layout(answers: Answers) -> ItemLayout:
@@ -61,11 +77,13 @@ def item_layout(answers: Answers) -> ItemLayout:
     )
 
 
-def soft_confusion_counts(layout: ItemLayout, *, posteriors: FloatArray) -> FloatArray:
-    """(n_workers, K, K) expected counts: [w, k, l] = sum of P(item is k) over w's answers l."""
+def soft_confusion_counts(layout: ItemLayout, *, by_class: FloatArray) -> FloatArray:
+    """(n_workers, K, K) expected counts: [w, k, l] = sum of P(item is k) over w's answers l.
+
+    `by_class` is the posterior table class-major, (K, n_items).
+    """
     answers = layout.answers
     k = answers.n_classes
-    by_class = np.ascontiguousarray(posteriors.T)
     flat = np.empty((k, answers.n_workers * k), dtype=np.float64)
     for true_class in range(k):
         flat[true_class] = np.bincount(
@@ -80,7 +98,7 @@ def soft_confusion_counts(layout: ItemLayout, *, posteriors: FloatArray) -> Floa
 def log_likelihood_scores(
     layout: ItemLayout, *, log_confusions: FloatArray, log_priors: FloatArray
 ) -> FloatArray:
-    """(n_items, K) log P(item's answers, class k): the numerator of the E-step."""
+    """(K, n_items) log P(item's answers, item is class k): the numerator of the E-step."""
     answers = layout.answers
     k = answers.n_classes
     # table[k, w * K + l] = log P(w answers l | true class k): a contiguous row per true class.
@@ -90,6 +108,5 @@ def log_likelihood_scores(
         for true_class in range(k):
             per_answer = np.take(table[true_class], layout.worker_label)
             by_class[true_class, layout.answered] = np.add.reduceat(per_answer, layout.starts)
-    scores = np.ascontiguousarray(by_class.T)
-    scores += log_priors
-    return scores
+    by_class += log_priors[:, None]
+    return by_class

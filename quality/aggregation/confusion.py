@@ -22,11 +22,12 @@ import numpy as np
 from quality.aggregation._numeric import (
     FloatArray,
     clamp_gold,
+    clamp_gold_by_class,
     decide,
     digamma,
     label_frequencies,
     normalise_rows,
-    softmax_rows,
+    softmax_by_class,
     trigamma,
     vote_counts,
 )
@@ -70,8 +71,12 @@ def smoothed_confusions(
 
 
 def class_priors_from(posteriors: FloatArray) -> FloatArray:
-    """Laplace-smoothed class shares of the current posteriors (all-zero rows carry no weight)."""
-    mass = posteriors.sum(axis=0)
+    """Laplace-smoothed class shares of (n_items, K) posteriors (all-zero rows carry no weight)."""
+    return class_priors_from_mass(posteriors.sum(axis=0))
+
+
+def class_priors_from_mass(mass: FloatArray) -> FloatArray:
+    """Laplace-smoothed class shares of the total posterior mass per class."""
     return np.asarray((mass + 1.0) / (mass.sum() + mass.size), dtype=np.float64)
 
 
@@ -128,7 +133,7 @@ def _initial_posteriors(answers: Answers, *, gold_only: bool = False) -> FloatAr
 
 @dataclass(frozen=True)
 class _Fit:
-    posteriors: FloatArray
+    by_class: FloatArray  # posteriors, class-major (K, n_items)
     confusions: FloatArray
     prior_confusion: FloatArray
     priors: FloatArray
@@ -138,7 +143,7 @@ class _Fit:
 
 
 def _run_em(
-    layout: ItemLayout, *, posteriors: FloatArray, strength: FloatArray, tol: float, max_iter: int
+    layout: ItemLayout, *, by_class: FloatArray, strength: FloatArray, tol: float, max_iter: int
 ) -> _Fit:
     """EM with a fixed prior precision, from `posteriors`, until the log evidence settles.
 
@@ -146,27 +151,29 @@ def _run_em(
     produced its posteriors: `item_posterior` with them reproduces the fit for any item.
     """
     answers = layout.answers
+    gold_items, gold_labels = answers.gold_item_idx, answers.gold_label_idx
     threshold = tol * max(answers.n_answers, 1)
     objective = -np.inf
     iterations = 0
     converged = False
     while not converged and iterations < max_iter:
         iterations += 1
-        counts = soft_confusion_counts(layout, posteriors=posteriors)
+        counts = soft_confusion_counts(layout, by_class=by_class)
         confusions, prior_confusion = smoothed_confusions(counts, prior_strength=strength)
-        priors = class_priors_from(posteriors)
+        priors = class_priors_from_mass(by_class.sum(axis=1))
         scores = log_likelihood_scores(
             layout, log_confusions=np.log(confusions), log_priors=np.log(priors)
         )
-        posteriors, evidence = softmax_rows(scores)
-        clamp_gold(posteriors, answers)
         # Gold items count with their known class, not summed over classes.
-        evidence[answers.gold_item_idx] = scores[answers.gold_item_idx, answers.gold_label_idx]
+        gold_evidence = scores[gold_labels, gold_items]
+        by_class, evidence = softmax_by_class(scores)
+        clamp_gold_by_class(by_class, answers)
+        evidence[gold_items] = gold_evidence
         updated = float(evidence.sum())
         converged = abs(updated - objective) < threshold
         objective = updated
     return _Fit(
-        posteriors=posteriors,
+        by_class=by_class,
         confusions=confusions,
         prior_confusion=prior_confusion,
         priors=priors,
@@ -202,9 +209,10 @@ def dawid_skene(
     start = _initial_posteriors(
         layout.answers, gold_only=seed_from_gold and bool(layout.answers.gold_item_idx.size)
     )
+    start = np.ascontiguousarray(start.T)
     if prior_strength is not None:
         fixed = np.full(k, prior_strength)
-        fit = _run_em(layout, posteriors=start, strength=fixed, tol=tol, max_iter=max_iter)
+        fit = _run_em(layout, by_class=start, strength=fixed, tol=tol, max_iter=max_iter)
         return _result(fit, method=method, iterations=fit.iterations)
     # The precision is learned once, from a first fit with the starting precision, and then held
     # while EM converges again. Re-learning it every iteration feeds back on itself: an excellent
@@ -212,14 +220,14 @@ def dawid_skene(
     # others, so the learned precision grows, so it is shrunk more, without end.
     first = _run_em(
         layout,
-        posteriors=start,
+        by_class=start,
         strength=np.full(k, INITIAL_STRENGTH),
         tol=tol * FIRST_STAGE_TOL_FACTOR,
         max_iter=max_iter,
     )
     if first.iterations >= max_iter:
         return _result(first, method=method, iterations=first.iterations)
-    counts = soft_confusion_counts(layout, posteriors=first.posteriors)
+    counts = soft_confusion_counts(layout, by_class=first.by_class)
     pooled = counts.sum(axis=0) + 1.0
     strength = fit_prior_strength(
         counts,
@@ -228,7 +236,7 @@ def dawid_skene(
     )
     fit = _run_em(
         layout,
-        posteriors=first.posteriors,
+        by_class=first.by_class,
         strength=strength,
         tol=tol,
         max_iter=max_iter - first.iterations,
@@ -237,10 +245,11 @@ def dawid_skene(
 
 
 def _result(fit: _Fit, *, method: str, iterations: int) -> Result:
+    posteriors = np.ascontiguousarray(fit.by_class.T)
     return Result(
         method=method,
-        labels=decide(fit.posteriors, class_priors=fit.priors),
-        posteriors=fit.posteriors,
+        labels=decide(posteriors, class_priors=fit.priors),
+        posteriors=posteriors,
         class_priors=fit.priors,
         worker_quality=np.einsum("k,wkk->w", fit.priors, fit.confusions),
         confusions=fit.confusions,

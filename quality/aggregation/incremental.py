@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from quality.aggregation._numeric import FloatArray, clamp_gold, softmax_rows
+from quality.aggregation._numeric import FloatArray, clamp_gold, softmax_by_class, softmax_rows
 from quality.aggregation._passes import item_layout, log_likelihood_scores
 from quality.aggregation.answers import Answers
 
@@ -76,5 +76,5 @@ def posteriors_given(answers: Answers, *, confusions: ArrayLike, priors: ArrayLi
         log_confusions=np.log(matrices),
         log_priors=np.log(np.asarray(priors, dtype=np.float64)),
     )
-    posteriors, _ = softmax_rows(scores)
-    return clamp_gold(posteriors, answers)
+    by_class, _ = softmax_by_class(scores)
+    return clamp_gold(np.ascontiguousarray(by_class.T), answers)
