@@ -6,10 +6,11 @@
 (() => {
   "use strict";
   const root = document.getElementById("workspace");
-  if (!root) return;
+  if (!root || !window.Kyodo) return;
   const $ = (id) => document.getElementById(id);
   const campaignId = root.dataset.campaign;
-  const csrf = root.querySelector("input[name=csrfmiddlewaretoken]").value;
+  const { ApiError } = window.Kyodo;
+  const { api } = window.Kyodo.client(root.querySelector("input[name=csrfmiddlewaretoken]").value);
   const stage = $("stage");
   const media = $("media");
   const text = $("text");
@@ -31,48 +32,6 @@
   let task = null;
   let shownAt = 0;
   let retryAction = null;
-
-  class ApiError extends Error {
-    constructor(message, status, code) {
-      super(message);
-      this.status = status;
-      this.code = code || "";
-    }
-    get signedOut() {
-      return this.status === 401 || this.code === "not_authenticated" || /^CSRF/.test(this.message);
-    }
-  }
-
-  function sentence(message) {
-    return message.charAt(0).toUpperCase() + message.slice(1);
-  }
-
-  function describe(status, data) {
-    const message = data && data.error && data.error.message;
-    if (typeof message === "string" && message) return sentence(message);
-    if (status >= 500) return `The server had a problem (HTTP ${status}). Please try again in a moment.`;
-    return `The request failed (HTTP ${status}).`;
-  }
-
-  // Every call goes through here: the result, null for 204, or an ApiError with a readable message.
-  async function api(method, url, body) {
-    let response;
-    try {
-      response = await fetch(url, {
-        method,
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json", "X-CSRFToken": csrf, Accept: "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (_) {
-      throw new ApiError("Could not reach the server. Check your connection and try again.", 0, "network");
-    }
-    if (response.status === 204) return null;
-    const data = await response.json().catch(() => null);
-    if (response.ok) return data;
-    const code = data && data.error && data.error.code;
-    throw new ApiError(describe(response.status, data), response.status, typeof code === "string" ? code : "");
-  }
 
   function setState(state) {
     root.dataset.state = state;
@@ -96,16 +55,7 @@
   }
 
   function showError(err, action) {
-    errorText.textContent = err.message;
-    if (err.signedOut) {
-      const next = encodeURIComponent(window.location.pathname);
-      errorText.textContent = "You are signed out. ";
-      const link = document.createElement("a");
-      link.href = `/login/?next=${next}`;
-      link.textContent = "Sign in again";
-      errorText.append(link);
-      action = null;
-    }
+    if (window.Kyodo.showError(errorText, err)) action = null; // signed out: only sign-in helps
     retryAction = action;
     retry.hidden = !action;
     errorBox.hidden = false;
