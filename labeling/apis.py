@@ -235,7 +235,35 @@ class AnnotationCreateApi(APIView):
         return Response(self.Output(annotation).data, status=status.HTTP_201_CREATED)
 
 
-class ImportOutput(serializers.ModelSerializer[ImportJob]):
+class ImportSummaryOutput(serializers.ModelSerializer[ImportJob]):
+    """A job without its rejected list (which can hold 100,000 entries): for lists and polling."""
+
+    rejected_count = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ImportJob
+        fields = (
+            "id",
+            "campaign",
+            "kind",
+            "source_name",
+            "source_cid",
+            "status",
+            "total",
+            "processed",
+            "created",
+            "duplicates",
+            "rejected_count",
+            "error",
+            "created_at",
+            "finished_at",
+        )
+
+    def get_rejected_count(self, obj: ImportJob) -> int:
+        return len(obj.rejected)
+
+
+class ImportOutput(ImportSummaryOutput):
     class Meta:
         model = ImportJob
         fields = (
@@ -289,11 +317,12 @@ class ImportCreateApi(APIView):
         job = services.import_job_create(campaign=campaign, user=user, upload=files[0])
         return Response(ImportOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses={200: ImportOutput(many=True)}, tags=["campaigns"])
+    @extend_schema(responses={200: ImportSummaryOutput(many=True)}, tags=["campaigns"])
     def get(self, request: Request, campaign_id: int) -> Response:
         campaign = selectors.campaign_get(campaign_id=campaign_id)
         campaign_check_can_manage(user=request_user(request), campaign=campaign)
-        return Response(ImportOutput(selectors.imports_of(campaign=campaign), many=True).data)
+        jobs = selectors.imports_of(campaign=campaign)
+        return Response(ImportSummaryOutput(jobs, many=True).data)
 
 
 class ImportDetailApi(APIView):

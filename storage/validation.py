@@ -89,8 +89,10 @@ def validate_image(fp: IO[bytes], *, size: int, max_bytes: int, max_pixels: int)
                 img.load()
     except Rejected:
         raise
+    except UnidentifiedImageError as exc:
+        # Pillow's own message embeds the file object's repr: say it plainly instead.
+        raise Rejected("corrupt or unreadable image: no decoder recognises its content") from exc
     except (
-        UnidentifiedImageError,
         OSError,
         SyntaxError,
         ValueError,

@@ -172,7 +172,7 @@
       cell(processed, "n"),
       cell(number.format(job.created), "n"),
       cell(number.format(job.duplicates), "n"),
-      cell(number.format(job.rejected.length), "n"),
+      cell(number.format(job.rejected_count), "n"),
       started,
       details,
     );
