@@ -18,7 +18,9 @@ from quality.aggregation import (
     one_coin_dawid_skene,
     weighted_vote,
 )
-from quality.aggregation._numeric import digamma
+from quality.aggregation._numeric import digamma, trigamma
+from quality.aggregation._passes import _stable_order
+from quality.aggregation.confusion import fit_prior_strength
 
 
 def simulate(
@@ -246,3 +248,30 @@ def test_digamma_matches_known_values() -> None:
     values = digamma(np.array([1.0, 0.5, 10.0, 1e-3]))
     expected = [-euler_gamma, -euler_gamma - 2 * np.log(2), 2.251752589066721, -1000.5755719318]
     np.testing.assert_allclose(values, expected, rtol=1e-9)
+
+
+def test_trigamma_is_the_derivative_of_digamma() -> None:
+    x = np.array([1e-3, 0.3, 1.0, 7.5, 300.0])
+    h = 1e-6 * x
+    numeric = (digamma(x + h) - digamma(x - h)) / (2 * h)
+    np.testing.assert_allclose(trigamma(x), numeric, rtol=1e-5)
+    assert trigamma(np.array([1.0]))[0] == pytest.approx(np.pi**2 / 6, rel=1e-10)
+
+
+def test_radix_item_order_is_the_stable_argsort() -> None:
+    rng = np.random.default_rng(9)
+    items = rng.integers(0, 200_000, size=50_000).astype(np.intp)
+    np.testing.assert_array_equal(
+        _stable_order(items, n_items=200_000), np.argsort(items, kind="stable")
+    )
+
+
+def test_learned_precision_follows_the_spread_of_workers() -> None:
+    alike = np.array([[[80.0, 20.0], [20.0, 80.0]]] * 6)
+    spread = np.array([[[95.0, 5.0], [5.0, 95.0]], [[55.0, 45.0], [45.0, 55.0]]] * 3)
+    population = np.array([[0.8, 0.2], [0.2, 0.8]])
+    start = np.array([2.0, 2.0])
+    homogeneous = fit_prior_strength(alike, prior_confusion=population, start=start)
+    heterogeneous = fit_prior_strength(spread, prior_confusion=population, start=start)
+    assert np.all(homogeneous > 1000)
+    assert np.all(heterogeneous < 50)
