@@ -2,11 +2,13 @@
 
 Priors (why the estimates do not blow up on sparse data):
 
-- Each row of each worker's confusion matrix has a Dirichlet prior worth `prior_strength` answers,
-  centred on the *population* confusion matrix (all workers' soft counts pooled, plus one count per
-  cell). A worker seen once is therefore assumed to be an average worker, and moves away from that
-  only as its own answers accumulate. Centring on the pooled matrix rather than on a hand-picked
-  "80 % accurate" matrix keeps the prior free of per-dataset constants (empirical Bayes).
+- Each row of each worker's confusion matrix has a Dirichlet prior worth `s` answers, centred on
+  the *population* confusion matrix (all workers' soft counts pooled, plus one count per cell). A
+  worker seen once is therefore assumed to be an average worker, and moves away from that only as
+  its own answers accumulate. Centring on the pooled matrix rather than on a hand-picked
+  "80 % accurate" matrix, and learning `s` from how much workers differ (`fit_prior_strength`)
+  unless `prior_strength` fixes it, keeps the prior free of per-dataset constants (empirical
+  Bayes).
 - Class priors get one pseudo-count per class (Laplace), so a class no item currently holds keeps
   a non-zero prior and can still be chosen.
 
