@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from storage import pins
@@ -30,7 +31,7 @@ from storage.services import blob_put_bytes, get_store
 from storage.stores import LocalStore
 from storage.tasks import ensure_pins
 from storage.unixfs import cid_of_bytes
-from tests.conftest import client_for
+from tests.conftest import client_for, need_service
 from tests.factories import UserFactory
 
 from .conftest import IpfsNode
@@ -253,12 +254,11 @@ def test_node_stopped_mid_way_then_every_pin_in_place_once(
     assert len(node.started) == 2
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="SKIP LOCKED needs PostgreSQL")
+@pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_claim_the_same_row() -> None:
-    import threading
-
-    from django.db import transaction
+    if connection.vendor != "postgresql":
+        need_service("postgresql", "SKIP LOCKED needs real row locks; set DATABASE_URL")
 
     for i in range(2):
         Pin.objects.create(
