@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -15,6 +16,28 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from core.errors import ApplicationError
+from storage.ipfs import IpfsUnavailable
+from storage.stores import BlobNotFound, StorageError
+
+logger = logging.getLogger(__name__)
+
+
+def _storage_error(exc: Exception) -> Response | None:
+    """Storage failures as clear JSON: a missing blob is 404, a node that is down 503.
+
+    Anything else (a block that fails verification) is never served: 502, and logged loudly.
+    """
+    if isinstance(exc, BlobNotFound):
+        body = {"code": "blob_not_found", "message": str(exc)}
+        return Response({"error": body}, status=404)
+    if isinstance(exc, IpfsUnavailable):
+        body = {"code": "storage_unavailable", "message": "the IPFS node is not answering"}
+        return Response({"error": body}, status=503)
+    if isinstance(exc, StorageError):
+        logger.error("storage integrity error: %s", exc)
+        body = {"code": "storage_integrity", "message": "stored data failed verification"}
+        return Response({"error": body}, status=502)
+    return None
 
 
 def _first_message(detail: Any) -> str:
@@ -36,6 +59,8 @@ def _first_code(codes: Any) -> str:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if (storage := _storage_error(exc)) is not None:
+        return storage
     if isinstance(exc, ApplicationError):
         body = {"code": exc.code, "message": exc.message, **exc.extra}
         return Response({"error": body}, status=exc.status_code)

@@ -9,6 +9,7 @@ from django.utils import timezone
 from accounts.models import User
 from labeling.models import Assignment, AssignmentStatus, Campaign, Item
 from labeling.services import items_upload, leases_expire
+from storage.services import get_store
 
 from ..conftest import client_for, streamed
 from ..factories import CampaignFactory, UserFactory, png_bytes
@@ -184,3 +185,20 @@ def test_media_served_only_to_those_who_may_see_it(campaign: Campaign, contribut
     assert client.get(f"/ipfs/{other.cid}").status_code == 404
     assert client.get("/ipfs/not-a-cid").status_code == 404
     assert client_for(campaign.owner).get(f"/ipfs/{other.cid}").status_code == 200
+
+
+def test_media_errors_are_json(campaign: Campaign, contributor: User) -> None:
+    add_images(campaign, 1)
+    client = client_for(contributor)
+    task = client.get(f"/api/campaigns/{campaign.pk}/next/").json()
+    cid = task["media_url"].rsplit("/", 1)[1]
+    store = get_store()
+    path = store.blockstore.path_for(cid)  # type: ignore[attr-defined]
+    path.write_bytes(b"tampered")
+    corrupt = client.get(task["media_url"])
+    assert corrupt.status_code == 502
+    assert corrupt.json()["error"]["code"] == "storage_integrity"
+    path.unlink()
+    missing = client.get(task["media_url"])
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "blob_not_found"
