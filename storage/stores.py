@@ -12,9 +12,11 @@ The walking functions are also usable on their own with any ``get_block`` callab
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -90,6 +92,13 @@ class ContentStore(Protocol):
         """Every distinct block of the DAG, verified, root first (depth-first, for CAR export)."""
         ...
 
+    def group_sync(self) -> AbstractContextManager[None]:
+        """Writes inside become durable together when the block ends (one sync, not one each).
+
+        End the block before committing rows that point at what was written.
+        """
+        ...
+
 
 class DagStore(ABC):
     """The read side of :class:`ContentStore` over one primitive: ``get_block``."""
@@ -119,12 +128,18 @@ class DagStore(ABC):
     def blocks(self, cid: str) -> Iterator[tuple[str, bytes]]:
         return iter_dag_blocks(self.get_block, cid)
 
+    def group_sync(self) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
 
 class LocalStore(DagStore):
     """Blocks in a directory (see ``storage.blockstore``); same CIDs as an IPFS node."""
 
     def __init__(self, root: Path, *, fsync: bool = True) -> None:
         self.blockstore = FlatFsBlockstore(Path(root), fsync=fsync)
+
+    def group_sync(self) -> AbstractContextManager[None]:
+        return self.blockstore.group_sync()
 
     def get_block(self, cid: str) -> bytes:
         try:

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
+from itertools import islice
 from pathlib import Path
 from typing import IO
 
@@ -230,6 +231,18 @@ def _fail(job: ImportJob, reason: str) -> None:
     )
 
 
+def _durable_batches(
+    units: Iterator[tuple[str, Draft | Rejected]],
+) -> Iterator[list[tuple[str, Draft | Rejected]]]:
+    """Batches of units whose blobs are durable (one group sync) before their rows commit."""
+    while True:
+        with get_store().group_sync():
+            batch = list(islice(units, JOB_BATCH))
+        if not batch:
+            return
+        yield batch
+
+
 def import_job_run(*, job_id: int) -> ImportJob | None:
     """Run (or resume) an import. Safe to call twice: a finished or claimed job is left alone."""
     job = _claim(job_id)
@@ -243,20 +256,16 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     folder = Path(tempfile.mkdtemp(prefix=f"kyodo-import-{job.pk}-"))
     try:
         path = _copy_source(job, folder)
-        drafts: list[Draft] = []
-        rejected: list[dict[str, str]] = []
-        seen = 0
-        for name, unit in units[ImportKind(job.kind)](job, path):
-            seen += 1
-            if isinstance(unit, Rejected):
-                rejected.append({"name": name, "reason": unit.reason})
-            else:
-                check_gold(job.campaign, unit)
-                drafts.append(unit)
-            if seen >= JOB_BATCH:
-                _commit_batch(job, drafts, rejected, seen)
-                drafts, rejected, seen = [], [], 0
-        _commit_batch(job, drafts, rejected, seen)
+        for batch in _durable_batches(units[ImportKind(job.kind)](job, path)):
+            drafts: list[Draft] = []
+            rejected: list[dict[str, str]] = []
+            for name, unit in batch:
+                if isinstance(unit, Rejected):
+                    rejected.append({"name": name, "reason": unit.reason})
+                else:
+                    check_gold(job.campaign, unit)
+                    drafts.append(unit)
+            _commit_batch(job, drafts, rejected, len(batch))
         if job.created == 0 and job.duplicates == 0:
             _fail(job, "no file could be imported")
         else:

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F
 
 from core.errors import ApplicationError
-from storage.services import blob_put_bytes, blob_put_file
+from storage.services import blob_put_bytes, blob_put_file, get_store
 from storage.validation import (
     Rejected,
     TextRow,
@@ -210,6 +210,25 @@ def items_upload(
             "no files: send `files` (images or a zip) or `file` (CSV/JSONL)", code="no_files"
         )
 
+    # One sync of the store for the whole upload, before the rows commit (see group_sync).
+    with get_store().group_sync():
+        _upload_into(campaign, result, files, text_file)
+    if result.created == 0 and result.duplicates == 0:
+        raise ApplicationError(
+            "no file could be imported",
+            code="all_files_rejected",
+            extra={"created": 0, "duplicates": 0, "rejected": result.rejected},
+        )
+    Campaign.objects.filter(pk=campaign.pk).update(item_count=F("item_count") + result.created)
+    return result
+
+
+def _upload_into(
+    campaign: Campaign,
+    result: UploadResult,
+    files: Sequence[UploadedFile] | None,
+    text_file: UploadedFile | None,
+) -> None:
     batch: list[Draft] = []
     if text_file is not None:
         try:
@@ -234,12 +253,3 @@ def items_upload(
                 batch = []
     if batch:
         insert_batch(campaign, batch, result)
-
-    if result.created == 0 and result.duplicates == 0:
-        raise ApplicationError(
-            "no file could be imported",
-            code="all_files_rejected",
-            extra={"created": 0, "duplicates": 0, "rejected": result.rejected},
-        )
-    Campaign.objects.filter(pk=campaign.pk).update(item_count=F("item_count") + result.created)
-    return result

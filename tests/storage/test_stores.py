@@ -335,3 +335,37 @@ def test_blockstore_rejects_non_cid_names(tmp_path: Path) -> None:
     with pytest.raises(InvalidCid):
         bs.put("../escape", b"x")
     assert not (tmp_path / "escape").exists()
+
+
+def test_group_sync_makes_writes_durable_with_one_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storage import blockstore
+
+    fsyncs: list[int] = []
+    syncs: list[Path] = []
+    monkeypatch.setattr(blockstore.os, "fsync", lambda fd: fsyncs.append(fd))
+    monkeypatch.setattr(blockstore, "_sync_filesystem", lambda root: syncs.append(root))
+    store = LocalStore(tmp_path)
+    store.put_bytes(b"alone")
+    assert len(fsyncs) == 2  # the file, then its directory
+    assert syncs == []
+    with store.group_sync():
+        for i in range(10):
+            store.put_bytes(b"grouped %d" % i)
+        with store.group_sync():  # nested: still one sync, at the outer end
+            store.put_bytes(b"nested")
+        assert syncs == []
+    assert len(fsyncs) == 2
+    assert syncs == [tmp_path]
+    with store.group_sync():
+        store.put_bytes(b"alone")  # already stored: nothing written, nothing to sync
+    assert syncs == [tmp_path]
+    assert store.read_bytes(store.put_bytes(b"nested").cid) == b"nested"
+
+
+def test_group_sync_really_syncs(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    with store.group_sync():
+        blob = store.put_bytes(b"x" * 1000)
+    assert store.read_bytes(blob.cid) == b"x" * 1000
