@@ -83,7 +83,9 @@ def ingest_child(zip_path: str, ipfs_api: str) -> None:
     from labeling.services import campaign_create, import_job_create, import_job_run
 
     call_command("migrate", verbosity=0)
-    owner = User.objects.create_user(email="bench@example.com", password="x" * 12, role=Role.REQUESTER)
+    owner = User.objects.create_user(
+        email="bench@example.com", password="x" * 12, role=Role.REQUESTER
+    )
     campaign = campaign_create(
         owner=owner, title="bench", task_type=TaskType.IMAGE_CLASSIFICATION, label_schema=["a", "b"]
     )
@@ -94,23 +96,39 @@ def ingest_child(zip_path: str, ipfs_api: str) -> None:
     done = import_job_run(job_id=job.pk) or ImportJob.objects.get(pk=job.pk)
     seconds = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"status": done.status, "created": done.created, "seconds": round(seconds, 2),
-                      "images_s": round(done.created / seconds, 1), "peak_rss_mb": round(rss_mb, 1)}))
+    print(
+        json.dumps(
+            {
+                "status": done.status,
+                "created": done.created,
+                "seconds": round(seconds, 2),
+                "images_s": round(done.created / seconds, 1),
+                "peak_rss_mb": round(rss_mb, 1),
+            }
+        )
+    )
 
 
 def run_ingest(zip_path: Path, ipfs_api: str = "") -> dict[str, object]:
     out = subprocess.run(
         [sys.executable, "-m", "bench.storage", "--child", str(zip_path), "--child-ipfs", ipfs_api],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--ipfs", action="store_true", help="also ingest into an IPFS node")
-    parser.add_argument("--ipfs-api", default="", help="a running node's API (else tools/ipfs is started)")
+    parser.add_argument(
+        "--ipfs-api", default="", help="a running node's API (else tools/ipfs is started)"
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--child-ipfs", default="", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -131,19 +149,21 @@ def main(argv: list[str] | None = None) -> int:
         results["ingest_local"] = local
         print(json.dumps({"ingest_local": local}, indent=2), flush=True)
         if args.ipfs:
-            api, stop = args.ipfs_api, None
-            if not api:
-                from tools.ipfs.start import start_node, stop_node  # type: ignore[attr-defined]
+            from tools.ipfs import start as ipfs
 
-                api, stop = start_node(Path(tmp) / "ipfs"), stop_node
+            node = None if args.ipfs_api else ipfs.start(Path(tmp) / "ipfs")
             try:
-                remote = run_ingest(zip_path, api)
+                remote = run_ingest(zip_path, args.ipfs_api or node.api_url)  # type: ignore[union-attr]
             finally:
-                if stop is not None:
-                    stop(Path(tmp) / "ipfs")
+                if node is not None:
+                    ipfs.stop(node.repo)
             results["ingest_ipfs"] = remote
-            results["ipfs_over_local"] = round(float(local["seconds"]) / float(remote["seconds"]), 3)  # type: ignore[arg-type]
-            print(json.dumps({"ingest_ipfs": remote, "ratio": results["ipfs_over_local"]}, indent=2))
+            results["ipfs_over_local"] = round(
+                float(local["seconds"]) / float(remote["seconds"]), 3
+            )  # type: ignore[arg-type]
+            print(
+                json.dumps({"ingest_ipfs": remote, "ratio": results["ipfs_over_local"]}, indent=2)
+            )
     return 0
 
 
