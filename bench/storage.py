@@ -158,9 +158,8 @@ def main(argv: list[str] | None = None) -> int:
                 if node is not None:
                     ipfs.stop(node.repo)
             results["ingest_ipfs"] = remote
-            results["ipfs_over_local"] = round(
-                float(local["seconds"]) / float(remote["seconds"]), 3
-            )  # type: ignore[arg-type]
+            ratio = float(str(local["seconds"])) / float(str(remote["seconds"]))
+            results["ipfs_over_local"] = round(ratio, 3)
             print(
                 json.dumps({"ingest_ipfs": remote, "ratio": results["ipfs_over_local"]}, indent=2)
             )
