@@ -8,6 +8,7 @@ api: list[URLPattern | URLResolver] = [
     path("auth/", include("accounts.urls")),
     path("", include("labeling.urls")),
     path("datasets/", include("datasets.urls")),
+    path("rewards/", include("rewards.urls")),
     path("storage/", include("storage.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

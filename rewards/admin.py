@@ -1,6 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
-from .models import RewardEntry
+from .models import ChainDeployment, ChainEvent, ChainTx, Epoch, RewardEntry, WalletClaim
+from .services import chain_tx_retry
 
 
 @admin.register(RewardEntry)
@@ -14,7 +17,73 @@ class RewardEntryAdmin(admin.ModelAdmin[RewardEntry]):
         "amount",
         "status",
         "epoch",
+        "wallet",
     )
     list_filter = ("status",)
     raw_id_fields = ("worker",)
     show_full_result_count = False
+
+
+@admin.register(Epoch)
+class EpochAdmin(admin.ModelAdmin[Epoch]):
+    list_display = (
+        "number",
+        "status",
+        "root_id",
+        "merkle_root",
+        "payout_table_cid",
+        "total_committed",
+        "leaf_count",
+        "entry_count",
+        "created_at",
+    )
+    list_filter = ("status",)
+    readonly_fields = [f.name for f in Epoch._meta.fields]
+
+
+@admin.register(ChainTx)
+class ChainTxAdmin(admin.ModelAdmin[ChainTx]):
+    list_display = (
+        "id",
+        "kind",
+        "idempotency_key",
+        "status",
+        "nonce",
+        "tx_hash",
+        "attempts",
+        "error_code",
+        "updated_at",
+    )
+    list_filter = ("status", "kind")
+    show_facets = admin.ShowFacets.ALWAYS
+    search_fields = ("=idempotency_key", "=tx_hash")
+    readonly_fields = [f.name for f in ChainTx._meta.fields]
+    actions = ("retry",)
+    show_full_result_count = False
+
+    @admin.action(description="Retry the selected failed transactions")
+    def retry(self, request: HttpRequest, queryset: QuerySet[ChainTx]) -> None:
+        count = 0
+        for tx in queryset.filter(status="failed"):
+            chain_tx_retry(tx=tx)
+            count += 1
+        self.message_user(request, f"{count} transaction(s) queued again.", messages.SUCCESS)
+
+
+@admin.register(ChainEvent)
+class ChainEventAdmin(admin.ModelAdmin[ChainEvent]):
+    list_display = ("name", "block_number", "log_index", "tx_hash", "args")
+    list_filter = ("name",)
+    readonly_fields = [f.name for f in ChainEvent._meta.fields]
+    show_full_result_count = False
+
+
+@admin.register(WalletClaim)
+class WalletClaimAdmin(admin.ModelAdmin[WalletClaim]):
+    list_display = ("wallet", "claimed", "last_block", "updated_at")
+    search_fields = ("=wallet",)
+
+
+@admin.register(ChainDeployment)
+class ChainDeploymentAdmin(admin.ModelAdmin[ChainDeployment]):
+    list_display = ("chain_id", "distributor", "token", "deploy_block", "timelock", "active")

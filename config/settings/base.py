@@ -201,6 +201,7 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULE = {
     "expire-leases": {"task": "labeling.expire_leases", "schedule": 60.0},
+    "ensure-pins": {"task": "storage.ensure_pins", "schedule": 60.0},
 }
 
 # Kyodo.
@@ -220,6 +221,31 @@ KYODO_SIWE_DOMAIN = os.environ.get("KYODO_SIWE_DOMAIN", "127.0.0.1:8000")
 KYODO_SIWE_URI = os.environ.get("KYODO_SIWE_URI", f"http://{KYODO_SIWE_DOMAIN}")
 KYODO_CHAIN_ID = env_int("KYODO_CHAIN_ID", 31337)
 KYODO_SIWE_NONCE_SECONDS = env_int("KYODO_SIWE_NONCE_SECONDS", 300)
+
+# --- Rewards on-chain (docs/rewards.md). Without ETH_RPC_URL and a deployment (these addresses,
+# or the row `manage.py chain_deploy` writes) the chain tasks do nothing.
+KYODO_DISTRIBUTOR_ADDRESS = os.environ.get("KYODO_DISTRIBUTOR_ADDRESS", "")
+KYODO_TOKEN_ADDRESS = os.environ.get("KYODO_TOKEN_ADDRESS", "")
+KYODO_CHAIN_START_BLOCK = env_int("KYODO_CHAIN_START_BLOCK", 0)  # the distributor's deploy block
+# Hex private key of the account that submits roots, creates campaigns and relays claims. Empty:
+# anvil's first dev key, and only on chain 31337 (the demo); anywhere else the chain tasks refuse.
+KYODO_UPDATER_KEY = os.environ.get("KYODO_UPDATER_KEY", "")
+KYODO_CHAIN_CONFIRMATIONS = env_int("KYODO_CHAIN_CONFIRMATIONS", 1)  # blocks, 1 = mined
+KYODO_CHAIN_RESEND_SECONDS = env_int("KYODO_CHAIN_RESEND_SECONDS", 180)  # then re-send, fee up
+KYODO_CHAIN_FEE_BUMP_PERCENT = env_int("KYODO_CHAIN_FEE_BUMP_PERCENT", 25)  # nodes want >= 10
+KYODO_CHAIN_PRIORITY_FEE_WEI = env_int("KYODO_CHAIN_PRIORITY_FEE_WEI", 10**9)
+KYODO_CHAIN_MAX_FEE_WEI = env_int("KYODO_CHAIN_MAX_FEE_WEI", 500 * 10**9)  # never bid above
+KYODO_CHAIN_LOG_RANGE = env_int("KYODO_CHAIN_LOG_RANGE", 2000)  # blocks per eth_getLogs call
+KYODO_CHAIN_POLL_SECONDS = env_int("KYODO_CHAIN_POLL_SECONDS", 10)  # the rewards.tick beat
+KYODO_EPOCH_SECONDS = env_int(
+    "KYODO_EPOCH_SECONDS", 7 * 24 * 3600
+)  # a new epoch at most this often
+KYODO_PAYOUT_TABLE_PROOFS = env_bool("KYODO_PAYOUT_TABLE_PROOFS", False)  # proofs in the table
+CELERY_BEAT_SCHEDULE["rewards-tick"] = {
+    "task": "rewards.tick",
+    "schedule": float(KYODO_CHAIN_POLL_SECONDS),
+}
+# --- end of rewards on-chain settings
 
 LOGGING = {
     "version": 1,

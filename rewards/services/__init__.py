@@ -1,0 +1,46 @@
+"""Writes of the rewards app (a package: ledger, epochs, outbox, watcher, claims, deployments)."""
+
+from .claims import claim_check, claim_relay, claim_request
+from .deploy import (
+    campaign_chain_register,
+    chain_deploy,
+    chain_deployment_record,
+    chain_state_forget,
+)
+from .epochs import (
+    epoch_advance,
+    epoch_fail,
+    epoch_open,
+    epoch_settle_now,
+    epoch_store_table,
+    epoch_submit,
+    settle_tick,
+)
+from .ledger import rewards_account_completed, rewards_account_item
+from .outbox import chain_tx_ensure, chain_tx_retry, chain_tx_wait, outbox_process
+from .watcher import chain_watch, wallet_claim_record
+
+__all__ = [
+    "campaign_chain_register",
+    "chain_deploy",
+    "chain_deployment_record",
+    "chain_state_forget",
+    "chain_tx_ensure",
+    "chain_tx_retry",
+    "chain_tx_wait",
+    "chain_watch",
+    "claim_check",
+    "claim_relay",
+    "claim_request",
+    "epoch_advance",
+    "epoch_fail",
+    "epoch_open",
+    "epoch_settle_now",
+    "epoch_store_table",
+    "epoch_submit",
+    "outbox_process",
+    "rewards_account_completed",
+    "rewards_account_item",
+    "settle_tick",
+    "wallet_claim_record",
+]
