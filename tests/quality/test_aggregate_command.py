@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from io import StringIO
 from pathlib import Path
 
@@ -112,3 +115,28 @@ def test_help_lists_every_method() -> None:
     help_text = Command().create_parser("manage.py", "aggregate").format_help()
     for method in METHODS:
         assert method in help_text
+
+
+def test_manage_py_prints_one_line_on_stderr_and_exits_non_zero(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"worker,task,label\nw,t,\xff\n")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "aggregate", str(bad), "--out", str(tmp_path / "o.csv")],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.strip().count("\n") == 0
+    assert "not UTF-8" in done.stderr
+
+
+def test_unwritable_output_is_a_command_error(answers_csv: Path, tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="cannot write"):
+        call_command("aggregate", str(answers_csv), "--out", str(tmp_path / "no" / "dir" / "o.csv"))
