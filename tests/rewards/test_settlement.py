@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from core.errors import Conflict
-from rewards.chain import RootStatus
+from rewards.chain import Role, RootStatus
 from rewards.merkle import StandardMerkleTree
 from rewards.models import (
     ChainTx,
@@ -66,7 +66,9 @@ def test_epoch_goes_from_ledger_to_an_accepted_root(pyevm_rewards: RewardsChain)
     assert on_chain.total_committed == 7 * TOKEN
 
     table = _table(epoch)
-    expected = StandardMerkleTree.of([(alice.wallet_address, 5 * TOKEN), (bob.wallet_address, 2 * TOKEN)])
+    expected = StandardMerkleTree.of(
+        [(alice.wallet_address, 5 * TOKEN), (bob.wallet_address, 2 * TOKEN)]
+    )
     assert table.root == expected.root == epoch.merkle_root
     leaf = table.leaf_of(alice.wallet_address)
     assert leaf is not None
@@ -87,13 +89,17 @@ def test_epoch_goes_from_ledger_to_an_accepted_root(pyevm_rewards: RewardsChain)
     assert rc.distributor.root(epoch.root_id).status == RootStatus.ACCEPTED
     assert epoch.accept_tx_hash
     assert rc.distributor.totals().committed == 7 * TOKEN
-    assert set(
-        ChainTx.objects.values_list("idempotency_key", "status")
-    ) == {("submit_root:1", ChainTxStatus.CONFIRMED), ("accept_root:1", ChainTxStatus.CONFIRMED)}
+    assert set(ChainTx.objects.values_list("idempotency_key", "status")) == {
+        ("submit_root:1", ChainTxStatus.CONFIRMED),
+        ("accept_root:1", ChainTxStatus.CONFIRMED),
+    }
     # Entries are stamped with their epoch and the wallet they are paid to.
     settled = RewardEntry.objects.filter(epoch=1)
     assert settled.count() == 6
-    assert set(settled.values_list("wallet", flat=True)) == {alice.wallet_address, bob.wallet_address}
+    assert set(settled.values_list("wallet", flat=True)) == {
+        alice.wallet_address,
+        bob.wallet_address,
+    }
 
 
 def test_roots_are_cumulative_and_list_only_changed_campaigns(pyevm_rewards: RewardsChain) -> None:
@@ -213,22 +219,14 @@ def test_a_failed_submission_releases_its_entries_to_the_next_epoch(
     alice = wallet_user(1)
     add_entries(alice, 1, 2, TOKEN)
     c = rc.contracts
-    c.distributor.revoke_role(
-        __import__("rewards.chain", fromlist=["Role"]).Role.ROOT_UPDATER,
-        rc.updater.address,
-        sender=c.admin,
-    )
+    c.distributor.revoke_role(Role.ROOT_UPDATER, rc.updater.address, sender=c.admin)
     epoch = rc.settle(rounds=2)
     assert epoch.status == EpochStatus.FAILED
     assert "AccessControlUnauthorizedAccount" in epoch.error
     assert RewardEntry.objects.filter(epoch__isnull=True).count() == 2
     assert ChainTx.objects.get(kind=ChainTxKind.SUBMIT_ROOT).status == ChainTxStatus.FAILED
 
-    c.distributor.grant_role(
-        __import__("rewards.chain", fromlist=["Role"]).Role.ROOT_UPDATER,
-        rc.updater.address,
-        sender=c.admin,
-    )
+    c.distributor.grant_role(Role.ROOT_UPDATER, rc.updater.address, sender=c.admin)
     second = rc.settle()
     assert second.number == 2
     assert second.status == EpochStatus.PENDING_TIMELOCK
@@ -240,9 +238,9 @@ def test_a_revoked_root_fails_its_epoch_and_the_next_one_pays(pyevm_rewards: Rew
     rc = pyevm_rewards
     rc.open_campaign(1, 100 * TOKEN)
     add_entries(wallet_user(1), 1, 2, TOKEN)
-    epoch = rc.settle()
+    rc.settle()
     rc.distributor.revoke_pending_root(sender=rc.contracts.guardian)
-    epoch = rc.settle(rounds=1)
+    rc.settle(rounds=1)
     assert Epoch.objects.get(number=1).status == EpochStatus.FAILED
     assert "revoked" in Epoch.objects.get(number=1).error
     second = rc.settle()
