@@ -16,7 +16,7 @@ from core.tasks import enqueue_on_commit
 from labeling import selectors as labeling_selectors
 from storage.car import write_car
 from storage.directory import Entry, build_directory, dag_tsize
-from storage.services import blob_put_file, get_store
+from storage.services import blob_put_file, get_store, pin_ensure
 from storage.stores import ContentStore
 
 from .models import Export, ExportKind, ExportStatus
@@ -123,6 +123,7 @@ def export_build(*, export_id: int) -> Export | None:
     except Exception as exc:
         _fail(export, f"{type(exc).__name__}: {exc}")
         raise
+    pin_ensure(cid=blob.cid, kind="export")
     export.root_cid = root
     export.cid = blob.cid
     export.size = blob.size

@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import F
 
 from core.errors import ApplicationError
-from storage.services import blob_put_bytes, blob_put_file, get_store
+from storage.services import blob_put_bytes, blob_put_file, get_store, pins_ensure_many
 from storage.validation import (
     Rejected,
     TextRow,
@@ -179,6 +179,8 @@ def insert_batch(
         if cid not in existing
     ]
     Item.objects.bulk_create(rows, batch_size=BATCH)
+    # Every item's blob must stay available: a pin row each, made good by storage.ensure_pins.
+    pins_ensure_many(cids=[row.cid for row in rows], kind="item")
     result.created += len(rows)
 
 

@@ -51,6 +51,12 @@ def test_images_and_duplicates(campaign: Campaign) -> None:
     store = get_store()
     for item in items:
         assert store.has(item.cid)
+    # Each item's blob has a pin row; eager Celery has already made it good on LocalStore.
+    from storage.models import Pin
+
+    pins = {p.cid: p for p in Pin.objects.all()}
+    assert set(pins) == {i.cid for i in items}
+    assert {p.kind for p in pins.values()} == {"item"}
     campaign.refresh_from_db()
     assert campaign.item_count == 3
 
