@@ -264,6 +264,16 @@ def _state() -> str:
     return f"{where}; txs {dict(sorted(txs.items()))}"
 
 
+def _newly_sent() -> Callable[[], bool]:
+    before = set(ChainTx.objects.filter(status="sent").values_list("id", flat=True))
+    return lambda: ChainTx.objects.filter(status="sent").exclude(id__in=before).exists()
+
+
+def _state_changed() -> Callable[[], bool]:
+    before = _state()
+    return lambda: _state() != before
+
+
 def _all_settled() -> bool:
     open_txs = ChainTx.objects.filter(status__in=[ChainTxStatus.PENDING, ChainTxStatus.SENT])
     unsettled = RewardEntry.objects.filter(
@@ -334,19 +344,10 @@ def test_settlement_survives_sigkill_at_random_points(
             if strategy == 0:  # anywhere
                 beat.run_for(rng.uniform(0.2, 3.0))
             elif strategy == 1:  # just after a transaction was signed and (maybe) broadcast
-                sent_before = set(
-                    ChainTx.objects.filter(status="sent").values_list("id", flat=True)
-                )
-                beat.run_for(
-                    8,
-                    until=lambda: (
-                        ChainTx.objects.filter(status="sent").exclude(id__in=sent_before).exists()
-                    ),
-                )
+                beat.run_for(8, until=_newly_sent())
                 time.sleep(rng.uniform(0, 0.3))
             else:  # just after an epoch moved on (mid-way through the next step, often)
-                before = _state()
-                beat.run_for(8, until=lambda b=before: _state() != b)  # type: ignore[misc]
+                beat.run_for(8, until=_state_changed())
                 time.sleep(rng.uniform(0, 0.2))
             kills.append(f"kill {i + 1}: {_state()}")
             worker.kill()
@@ -363,7 +364,14 @@ def test_settlement_survives_sigkill_at_random_points(
     finally:
         worker.stop()
     elapsed = time.monotonic() - started
-    sys.stdout.write("\n".join(kills) + f"\n{KILLS} kills, {elapsed:.0f} s\n")
+    failed_claims = Counter(
+        ChainTx.objects.filter(status=ChainTxStatus.FAILED).values_list("error_code", flat=True)
+    )
+    sys.stdout.write(
+        "\n".join(kills)
+        + f"\n{KILLS} kills, {elapsed:.0f} s, {Epoch.objects.count()} epochs, "
+        + f"{ChainTx.objects.count()} transactions, failed claims: {dict(failed_claims)}\n"
+    )
 
     # Nothing lost: the current root commits exactly the ledger, wallet by wallet.
     accepted = RewardEntry.objects.filter(status=RewardStatus.ACCEPTED)
