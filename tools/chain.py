@@ -30,7 +30,7 @@ from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
-STATE_DIR = ROOT / "var" / "anvil"
+STATE_DIR = Path(os.environ.get("KYODO_VAR_DIR", ROOT / "var")) / "anvil"
 MNEMONIC = "test test test test test test test test test test test junk"  # anvil's dev accounts
 TOKEN = 10**18
 # Demo user → anvil dev account index (0 is the platform: deployer, updater, campaign manager).
@@ -42,6 +42,7 @@ DEMO_WALLETS = {
 }
 REQUESTER = "requester@kyodo.local"
 DEFAULT_BUDGET = 100 * TOKEN
+QUIET_SECONDS = 4  # the ledger stopped growing: the worker has accounted the seeded labels
 
 
 @cache
@@ -266,22 +267,28 @@ def settle(timeout: float = 120.0) -> int:
 
     deadline = time.monotonic() + timeout
     epoch = None
+    seen, since = -1, time.monotonic()
     while time.monotonic() < deadline:
         rewards_account_completed()  # items the worker closed: their ledger entries, now
-        ready = RewardEntry.objects.filter(
-            status=RewardStatus.ACCEPTED, epoch__isnull=True
-        ).exclude(worker__wallet_address="")
-        if ready.exists() or epoch_last_accepted() is not None:
+        ready = (
+            RewardEntry.objects.filter(status=RewardStatus.ACCEPTED, epoch__isnull=True)
+            .exclude(worker__wallet_address="")
+            .count()
+        )
+        if ready != seen:  # the worker is still working through the seeded labels
+            seen, since = ready, time.monotonic()
+        if ready and time.monotonic() - since >= QUIET_SECONDS:
             try:
                 epoch = epoch_settle_now()
             except ApplicationError as exc:  # the worker's beat opened one meanwhile
                 print(f"rewards: {exc.message}; retrying")
                 time.sleep(1)
                 continue
-            if epoch is None:
-                break
-            epoch = drive(epoch, target={EpochStatus.ACCEPTED}, timeout=60)
+            if epoch is not None:
+                epoch = drive(epoch, target={EpochStatus.ACCEPTED}, timeout=60)
             break
+        if not ready and epoch_last_accepted() is not None:
+            break  # settled already (a restarted demo)
         time.sleep(1)
     if epoch is not None:
         print(f"rewards: epoch {epoch.number} {epoch.status}, root {epoch.merkle_root}")

@@ -15,6 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from tools import chain as demo_chain  # rewards on-chain: local anvil, contracts, first epoch
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
@@ -69,6 +71,8 @@ def main() -> int:
     print("Kyodo demo: migrating and seeding …", flush=True)
     run("manage.py", "migrate", "--noinput", "-v0")
     run("-m", "tools.seed")
+    # --- rewards on-chain (tools/chain.py): anvil unless ETH_RPC_URL is set; updates env.
+    anvil = demo_chain.demo_start(env)
 
     children = [
         start(
@@ -107,6 +111,8 @@ def main() -> int:
             env,
         ),
     ]
+    if anvil is not None:  # --- rewards: stopped with the others on Ctrl-C
+        children.append(anvil)
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -119,6 +125,7 @@ def main() -> int:
         if not wait_http(f"http://{HOST}:{PORT}/login/"):
             print("the web server did not start; see var/demo-web.log", file=sys.stderr)
             return 1
+        demo_chain.demo_settle(env)  # --- rewards: a first epoch, so bob and carol can claim
         base = f"http://{HOST}:{PORT}"
         print(
             f"""
