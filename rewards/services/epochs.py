@@ -41,8 +41,9 @@ from django.db.models import Max, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from core.amounts import sum_amounts
-from core.errors import Conflict
+from core.errors import Conflict, NotFound
 from core.tasks import enqueue_on_commit
+from labeling import selectors as labeling_selectors
 from storage.models import PinKind
 from storage.services import blob_put_bytes, pin_ensure
 
@@ -73,6 +74,7 @@ from ..selectors import (
     epoch_unfinished,
     settled_by_campaign,
 )
+from .deploy import campaign_chain_register
 from .outbox import chain_tx_ensure, chain_tx_retry
 
 logger = logging.getLogger(__name__)
@@ -118,14 +120,32 @@ def epoch_open() -> Epoch | None:
             f"the distributor has a pending root {pending.root_id} that no open epoch submitted",
             code="foreign_pending_root",
         )
+    missing: list[int] = []
     try:
         with transaction.atomic():
-            return _open(config, client)
+            epoch = _open(config, client, missing)
     except IntegrityError:  # another worker opened the same number first
         raise EpochUnfinished("another epoch was opened concurrently") from None
+    for campaign_id in missing:  # outside the epoch's transaction: kept even if it rolled back
+        _register_campaign(campaign_id)
+    return epoch
 
 
-def _open(config: ChainSettings, client: RewardDistributorClient) -> Epoch | None:
+def _register_campaign(campaign_id: int) -> None:
+    """Queue ``createCampaign`` for a campaign that earns but is not on-chain, if its owner has a
+    wallet; the owner then funds it, and the next epoch can settle its entries."""
+    try:
+        campaign = labeling_selectors.campaign_get(campaign_id=campaign_id)
+    except NotFound:
+        return
+    owner = campaign.owner.wallet_address
+    if owner:
+        campaign_chain_register(campaign_id=campaign_id, owner=owner)
+
+
+def _open(
+    config: ChainSettings, client: RewardDistributorClient, missing: list[int]
+) -> Epoch | None:
     last = Epoch.objects.order_by("-number").first()
     cutoff = RewardEntry.objects.aggregate(top=Max("id"))["top"] or 0
     # The row first: a concurrent open fails on the unique number before touching entries.
@@ -145,6 +165,8 @@ def _open(config: ChainSettings, client: RewardDistributorClient) -> Epoch | Non
     for campaign_id in campaign_ids:
         entries = settleable.filter(campaign_id=campaign_id)
         info = client.campaign(campaign_id)
+        if info is None:
+            missing.append(campaign_id)
         budget = 0 if info is None else info.deposited - info.refunded
         committed = max(settled.get(campaign_id, 0), info.reserved if info else 0)
         room = max(budget - committed, 0)

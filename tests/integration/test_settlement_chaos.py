@@ -377,7 +377,7 @@ def test_settlement_survives_sigkill_at_random_points(
     accepted = RewardEntry.objects.filter(status=RewardStatus.ACCEPTED)
     ledger: Counter[str] = Counter()
     for worker_id, amount in accepted.values_list("worker_id", "amount"):
-        ledger[next(u.wallet_address for u in users if u.pk == worker_id)] += int(amount)
+        ledger[next(u.wallet_address for u in users if u.pk == worker_id)] += int(amount or 0)
     assert accepted.filter(epoch__isnull=True).count() == 0
     totals = distributor.totals()
     current = distributor.current_root()

@@ -77,9 +77,7 @@ def _deploy(chain: Chain) -> tuple[RewardContracts, LocalAccount, int]:
     )
     chain.w3.eth.wait_for_transaction_receipt(tx)
     contracts.distributor.grant_role(Role.ROOT_UPDATER, updater.address, sender=contracts.admin)
-    contracts.distributor.grant_role(
-        Role.CAMPAIGN_MANAGER, updater.address, sender=contracts.admin
-    )
+    contracts.distributor.grant_role(Role.CAMPAIGN_MANAGER, updater.address, sender=contracts.admin)
     return contracts, updater, start_block
 
 
@@ -88,7 +86,7 @@ def _session_deployment(chain: Chain) -> tuple[RewardContracts, LocalAccount, in
     if deployment is None:
         deployment = _deploy(chain)
         chain.cache["kyodo_rewards"] = deployment
-    return deployment  # type: ignore[no-any-return]
+    return deployment
 
 
 @pytest.fixture(scope="session")

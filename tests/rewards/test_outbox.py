@@ -90,6 +90,7 @@ def test_a_nonce_used_elsewhere_is_detected_and_the_row_signed_again(
         _no_broadcast(m)
         outbox_process()
     tx.refresh_from_db()
+    assert tx.nonce is not None
     # Another system uses the same key: its transaction takes the nonce first.
     other = rc.updater.sign_transaction(
         {
@@ -179,6 +180,7 @@ def test_retryable_reverts_wait_instead_of_failing(pyevm_rewards: RewardsChain) 
     claim.refresh_from_db()
     assert claim.status == ChainTxStatus.PENDING
     assert claim.error_code == "EnforcedPause"
+    assert claim.next_attempt_at is not None
     assert claim.next_attempt_at > claim.updated_at
 
 

@@ -48,6 +48,7 @@ def test_a_stuck_transaction_is_re_sent_with_a_higher_fee_and_the_same_nonce(
     tx.refresh_from_db()
     assert tx.tx_hashes == [first_hash]
 
+    assert tx.sent_at is not None
     ChainTx.objects.filter(pk=tx.pk).update(sent_at=tx.sent_at - timedelta(seconds=31))
     outbox_process()
     tx.refresh_from_db()

@@ -31,6 +31,7 @@ from rewards.services import (
 )
 from storage.models import Pin, PinKind
 from storage.services import get_store
+from tests.factories import CampaignFactory, UserFactory
 
 from .conftest import TOKEN, RewardsChain, add_entries, wallet_user
 
@@ -268,3 +269,21 @@ def test_the_chain_tasks_do_nothing_without_a_chain(db: Any, settings: Any) -> N
     assert settle_tick() is None
     assert outbox_process().sent == 0
     assert not Epoch.objects.exists()
+
+
+def test_an_earning_campaign_missing_on_chain_is_registered_for_its_owner_to_fund(
+    pyevm_rewards: RewardsChain,
+) -> None:
+    rc = pyevm_rewards
+    owner = UserFactory.create(role="requester", wallet_address=rc.contracts.owner)
+    campaign = CampaignFactory.create(owner=owner)
+    add_entries(wallet_user(1), campaign.pk, 2, TOKEN)
+    assert rc.settle() is None  # nothing settleable: no budget on-chain
+    tx = ChainTx.objects.get(kind=ChainTxKind.CREATE_CAMPAIGN)
+    assert tx.idempotency_key == f"create_campaign:{campaign.pk}"
+    assert tx.status == ChainTxStatus.CONFIRMED
+    assert rc.distributor.campaign(campaign.pk).owner == rc.contracts.owner
+
+    rc.fund(campaign.pk, 10 * TOKEN)  # the requester funds from their wallet
+    epoch = rc.settle()
+    assert epoch.total_committed == 2 * TOKEN
