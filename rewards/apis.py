@@ -19,7 +19,7 @@ from core.errors import NotFound
 from .models import ChainTx, Epoch
 from .runtime import require_chain
 from .selectors import epoch_get, epoch_list, reward_summary
-from .services import claim_check, claim_request
+from .services import claim_check, claim_relay
 
 EPOCH_LIST_LIMIT = 100
 
@@ -145,9 +145,8 @@ class RewardsClaimApi(APIView):
 
     @extend_schema(request=None, responses={202: RewardsClaimOutput}, tags=["rewards"])
     def post(self, request: Request) -> Response:
-        user = request_user(request)
-        claimable = claim_check(user=user)
-        tx = claim_request(user=user)
+        claimable = claim_check(user=request_user(request))
+        tx = claim_relay(claimable=claimable)
         body = {
             "account": claimable.account,
             "cumulative_amount": claimable.leaf.cumulative,

@@ -59,12 +59,6 @@ def grouped_sums(
         yield tuple(row[f] for f in fields), int(row["total"] or 0), int(row["n"])
 
 
-def settled_by_campaign() -> dict[int, int]:
-    """What the entries already in an epoch commit, per campaign."""
-    settled = RewardEntry.objects.filter(epoch__isnull=False)
-    return {int(key[0]): amount for key, amount, _ in grouped_sums(settled, ("campaign_id",))}
-
-
 def epoch_leaf_rows(number: int) -> Iterator[tuple[str, int, int, int]]:
     """``(wallet, campaign, amount, annotations)`` of every entry settled up to epoch ``number``
     (all of them, not just the new ones: roots are cumulative)."""

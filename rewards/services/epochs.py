@@ -72,7 +72,6 @@ from ..selectors import (
     epoch_last_accepted,
     epoch_leaf_rows,
     epoch_unfinished,
-    settled_by_campaign,
 )
 from .deploy import campaign_chain_register
 from .outbox import chain_tx_ensure, chain_tx_retry
@@ -146,22 +145,27 @@ def _register_campaign(campaign_id: int) -> None:
 def _open(
     config: ChainSettings, client: RewardDistributorClient, missing: list[int]
 ) -> Epoch | None:
-    last = Epoch.objects.order_by("-number").first()
     cutoff = RewardEntry.objects.aggregate(top=Max("id"))["top"] or 0
-    # The row first: a concurrent open fails on the unique number before touching entries.
+    settleable = _settleable(cutoff)
+    campaign_ids = sorted(set(settleable.values_list("campaign_id", flat=True).distinct()))
+    if not campaign_ids:
+        return None
+    last = Epoch.objects.order_by("-number").first()
+    # The row before the entries: a concurrent open fails on the unique number first.
     epoch = Epoch.objects.create(
         number=(last.number + 1) if last else 1,
         chain_id=config.chain_id,
         distributor=config.distributor,
         entry_cutoff=cutoff,
     )
-    settleable = _settleable(cutoff)
-    settled = settled_by_campaign()
+    # Every earlier settled entry is in an accepted epoch now: its commitments are the accepted
+    # root's, which the contract also reports (``reserved``); the larger is the safe one.
+    accepted = epoch_last_accepted()
+    settled = {int(k): int(v) for k, v in (accepted.campaign_committed if accepted else {}).items()}
     wallet_of_worker = Subquery(
         get_user_model().objects.filter(pk=OuterRef("worker_id")).values("wallet_address")[:1]
     )
     count, amount, deferred = 0, 0, {}
-    campaign_ids = sorted(set(settleable.values_list("campaign_id", flat=True).distinct()))
     for campaign_id in campaign_ids:
         entries = settleable.filter(campaign_id=campaign_id)
         info = client.campaign(campaign_id)
