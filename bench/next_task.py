@@ -1,0 +1,774 @@
+"""Next-task benchmark (issue 2): simulated contributors doing next → submit against the server.
+
+    .venv/bin/python -m bench.next_task                                  # 100,000 items, 32 x 30 s
+    .venv/bin/python -m bench.next_task --items 10000 100000 1000000     # the size comparison
+
+For each item count: a fresh PostgreSQL database (cloned from a migrated template), one text
+campaign with that many items and max_labels 3 (seeded by bench.seed_items), C contributors with
+API tokens, and gunicorn (gthread workers) serving config.wsgi with DEBUG off. Then
+`--concurrency` threads, each a simulated contributor with a keep-alive HTTP connection, loop
+GET /api/campaigns/{id}/next/ → POST /api/items/{item}/annotations/ for `--duration` seconds
+(the first `--warmup` seconds are not measured), rotating over their share of the contributors.
+Afterwards the database is checked: no item over max_labels labels or slots, no contributor
+twice on an item, no contributor with two live leases, slots = leases + labels, label counters =
+rows, and every 201 the clients saw is a row.
+
+What is measured is the web path: the request through gunicorn, Django, DRF and PostgreSQL, up to
+and including the enqueue of the quality task on commit (filesystem broker under a bench-only
+KYODO_VAR_DIR, so nothing reaches the demo's queue). No Celery worker runs: the quality engine's
+effect on next-task — closing an item once it has its labels, which drops it from the open
+queue — is stood in for by a closer thread (`--closer sql`, the same UPDATE item_complete makes,
+batched every 200 ms); `--closer none` shows what happens to next-task when no worker closes items.
+
+Latency is measured by the client, per call, from sending the request to reading the whole
+response. Gunicorn is stopped by its PID at the end (its process group, which it leads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import math
+import os
+import queue
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/kyodo_bench"
+
+
+# --- database -------------------------------------------------------------------------------
+
+
+def with_db(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def db_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+def admin(url: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(with_db(url, "postgres"), autocommit=True)
+
+
+def prepare_template(url: str) -> str:
+    """A migrated database to clone per run (CREATE DATABASE … TEMPLATE is a file copy)."""
+    template = db_name(url) + "_tpl"
+    with admin(url) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{template}"')
+    # Always: quick when up to date, and a template never lags the code.
+    subprocess.run(
+        [str(BIN / "python"), "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=ROOT,
+        env=django_env(with_db(url, template)),
+        check=True,
+    )
+    return template
+
+
+def recreate_from(url: str, template: str) -> None:
+    name = db_name(url)
+    with admin(url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+
+
+def django_env(database_url: str, var_dir: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings.local",
+        DATABASE_URL=database_url,
+        DJANGO_DEBUG="0",
+        CELERY_TASK_ALWAYS_EAGER="0",
+        LOG_LEVEL="ERROR",
+        KYODO_VAR_DIR=str(var_dir or ROOT / "var" / "bench"),
+    )
+    return env
+
+
+def seed(url: str, *, items: int, contributors: int, max_labels: int) -> dict[str, Any]:
+    out = subprocess.run(
+        [
+            str(BIN / "python"), "-m", "bench.seed_items", "--items", str(items),
+            "--contributors", str(contributors), "--max-labels", str(max_labels),
+            "--min-labels", str(max_labels),
+        ],
+        cwd=ROOT, env=django_env(url), check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    seeded: dict[str, Any] = json.loads(out.stdout)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+    return seeded
+
+
+# --- server ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+
+def start_gunicorn(
+    url: str, *, workers: int, threads: int, var_dir: Path, env_extra: dict[str, str],
+    access_log: Path | None, app_dir: Path = ROOT,
+) -> Server:  # fmt: skip
+    port = free_port()
+    log = var_dir / "gunicorn.log"
+    cmd = [
+        str(BIN / "gunicorn"), "config.wsgi:application", "-b", f"127.0.0.1:{port}",
+        "-w", str(workers), "--threads", str(threads), "--worker-class", "gthread",
+        "--keep-alive", "30", "--log-level", "warning", "--error-logfile", str(log),
+    ]  # fmt: skip
+    if access_log is not None:
+        # %(D)s: time in the worker, microseconds, from request parsed to response written.
+        cmd += [
+            "--access-logfile",
+            str(access_log),
+            "--access-logformat",
+            "%(m)s %(U)s %(s)s %(D)s",
+        ]
+    env = django_env(url, var_dir) | env_extra
+    proc = subprocess.Popen(cmd, cwd=app_dir, env=env, start_new_session=True)
+    server = Server(proc=proc, port=port, log=log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {proc.returncode}; see {log}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/api/campaigns/")
+            conn.getresponse().read()
+            conn.close()
+            return server
+        except OSError:
+            time.sleep(0.2)
+    stop_gunicorn(server)
+    raise RuntimeError("gunicorn did not answer within 60 s")
+
+
+def stop_gunicorn(server: Server) -> None:
+    """SIGTERM to the master by its PID (graceful), then its process group if anything is left."""
+    proc = server.proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the group this master leads: its workers
+            proc.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, 0)
+        os.killpg(proc.pid, signal.SIGKILL)  # a worker that outlived its master
+
+
+# --- load -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    start: float
+    kind: str  # "next" or "submit"
+    seconds: float
+    status: int
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection, reopened if the server closed it."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def call(
+        self, method: str, path: str, token: str, body: bytes | None = None
+    ) -> tuple[int, bytes]:
+        headers = {"Authorization": f"Token {token}", "Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        for attempt in (1, 2):
+            try:
+                self.conn.request(method, path, body=body, headers=headers)
+                response = self.conn.getresponse()
+                return response.status, response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                self.conn.close()
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+
+@dataclass
+class LoadResult:
+    samples: list[Sample] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    submitted: int = 0  # every 201, warm-up included: must equal the annotation rows
+    started: float = 0.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, in seconds (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(stat.parent.name))
+    return out
+
+
+class CpuProbe:
+    """CPU time spent over the measured window by gunicorn (master and workers), by the
+    PostgreSQL backends serving the bench database, by this client, and by the whole machine."""
+
+    def __init__(self, url: str, gunicorn_pid: int) -> None:
+        self.url, self.gunicorn_pid = url, gunicorn_pid
+        self.marks: list[dict[str, float]] = []
+
+    def _machine(self) -> tuple[float, float]:
+        parts = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        ticks = [int(x) for x in parts]
+        idle = ticks[3] + ticks[4]
+        return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK"), time.perf_counter()
+
+    def mark(self) -> None:
+        with psycopg.connect(with_db(self.url, "postgres"), autocommit=True) as conn:
+            backends = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s", [db_name(self.url)]
+                ).fetchall()
+            ]
+        busy, now = self._machine()
+        self.marks.append(
+            {
+                "gunicorn": sum(
+                    _cpu_seconds(p) for p in [self.gunicorn_pid, *_children(self.gunicorn_pid)]
+                ),
+                "postgres": sum(_cpu_seconds(p) for p in backends),
+                "client": time.process_time(),
+                "machine": busy,
+                "wall": now,
+                "loadavg": os.getloadavg()[0],
+            }
+        )
+
+    def report(self, cycles: int) -> dict[str, Any]:
+        if len(self.marks) < 2 or not cycles:
+            return {}
+        a, b = self.marks[0], self.marks[1]
+        wall = b["wall"] - a["wall"]
+        out: dict[str, Any] = {
+            f"{k}_ms_per_cycle": round((b[k] - a[k]) * 1000 / cycles, 2)
+            for k in ("gunicorn", "postgres", "client", "machine")
+        }
+        out["machine_busy_cores"] = round((b["machine"] - a["machine"]) / wall, 2)
+        out["loadavg_1m"] = [round(a["loadavg"], 2), round(b["loadavg"], 2)]
+        return out
+
+
+class Closer(threading.Thread):
+    """Stands in for the quality worker: closes items that have their max_labels labels."""
+
+    def __init__(self, url: str, campaign_id: int, max_labels: int) -> None:
+        super().__init__(daemon=True)
+        self.url, self.campaign_id, self.max_labels = url, campaign_id, max_labels
+        self.inbox: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self.stopping = threading.Event()
+        self.closed = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with psycopg.connect(self.url) as conn:
+                while not self.stopping.is_set() or not self.inbox.empty():
+                    time.sleep(0.2)
+                    batch = set()
+                    while not self.inbox.empty():
+                        batch.add(self.inbox.get())
+                    if batch:
+                        self.close(conn, sorted(batch))
+        except BaseException as exc:
+            self.error = exc
+
+    def close(self, conn: psycopg.Connection[Any], item_ids: list[int]) -> None:
+        # As labeling.services.item_complete: the item rows (in id order), then the campaign.
+        with conn.transaction():
+            rows = conn.execute(
+                "SELECT id FROM labeling_item WHERE id = ANY(%s) AND status = 'open' "
+                "AND label_count >= %s ORDER BY id FOR UPDATE",
+                [item_ids, self.max_labels],
+            ).fetchall()
+            ids = [r[0] for r in rows]
+            if not ids:
+                return
+            conn.execute(
+                "UPDATE labeling_item SET status = 'complete', completed_at = now() "
+                "WHERE id = ANY(%s)",
+                [ids],
+            )
+            conn.execute(
+                "UPDATE labeling_campaign SET completed_count = completed_count + %s WHERE id = %s",
+                [len(ids), self.campaign_id],
+            )
+        self.closed += len(ids)
+
+
+def run_load(
+    *, port: int, seeded: dict[str, Any], concurrency: int, duration: float, warmup: float,
+    closer: Closer | None, probe: CpuProbe,
+) -> LoadResult:  # fmt: skip
+    result = LoadResult()
+    lock = threading.Lock()
+    stop = threading.Event()
+    campaign_id = seeded["campaign_id"]
+    classes = seeded["classes"]
+    tokens: list[str] = seeded["tokens"]
+    barrier = threading.Barrier(concurrency + 1)
+
+    def contributor(index: int) -> None:
+        mine = tokens[index::concurrency]
+        done: set[int] = set()
+        samples: list[Sample] = []
+        submitted = 0
+        conn = Connection(port)
+        rng = random.Random(index)
+        turn = 0
+        try:
+            barrier.wait()
+            while not stop.is_set() and len(done) < len(mine):
+                turn = (turn + 1) % len(mine)
+                if turn in done:
+                    continue
+                token = mine[turn]
+                t0 = time.perf_counter()
+                status, body = conn.call("GET", f"/api/campaigns/{campaign_id}/next/", token)
+                t1 = time.perf_counter()
+                samples.append(Sample(t0, "next", t1 - t0, status))
+                if status == 204:
+                    done.add(turn)
+                    continue
+                if status != 200:
+                    raise RuntimeError(f"next: {status} {body[:300]!r}")
+                item_id = json.loads(body)["item_id"]
+                payload = json.dumps({"label": rng.choice(classes)}).encode()
+                t2 = time.perf_counter()
+                status, body = conn.call(
+                    "POST", f"/api/items/{item_id}/annotations/", token, payload
+                )
+                t3 = time.perf_counter()
+                samples.append(Sample(t2, "submit", t3 - t2, status))
+                if status != 201:
+                    raise RuntimeError(f"submit: {status} {body[:300]!r}")
+                submitted += 1
+                if closer is not None:
+                    closer.inbox.put(item_id)
+        except BaseException as exc:
+            with lock:
+                result.errors.append(f"contributor {index}: {type(exc).__name__}: {exc}")
+        finally:
+            with lock:
+                result.samples.extend(samples)
+                result.submitted += submitted
+
+    threads = [
+        threading.Thread(target=contributor, args=(i,), daemon=True) for i in range(concurrency)
+    ]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    result.started = time.perf_counter()
+    time.sleep(warmup)
+    probe.mark()
+    time.sleep(duration - warmup)
+    probe.mark()
+    stop.set()  # each finishes its cycle: no lease is left dangling
+    for thread in threads:
+        thread.join(timeout=60)
+    if any(t.is_alive() for t in threads):
+        result.errors.append("a contributor thread did not finish")
+    return result
+
+
+# --- results --------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return math.nan
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def summarize(result: LoadResult, *, t_from: float, t_to: float) -> dict[str, Any]:
+    window = [s for s in result.samples if t_from <= s.start < t_to]
+    out: dict[str, Any] = {"seconds": round(t_to - t_from, 1)}
+    for kind in ("next", "submit"):
+        ms = sorted(s.seconds * 1000 for s in window if s.kind == kind)
+        out[kind] = {
+            "calls": len(ms),
+            "per_s": round(len(ms) / (t_to - t_from), 1),
+            "mean": round(sum(ms) / len(ms), 2) if ms else math.nan,
+            **{f"p{p}": round(percentile(ms, p), 2) for p in (50, 95, 99)},
+            "max": round(ms[-1], 2) if ms else math.nan,
+        }
+    cycles = sum(1 for s in window if s.kind == "submit" and s.status == 201)
+    out["cycles_per_s"] = round(cycles / (t_to - t_from), 1)
+    out["status"] = dict(Counter(f"{s.kind} {s.status}" for s in result.samples))
+    return out
+
+
+def server_times(access_log: Path) -> dict[str, dict[str, float]]:
+    """Per-call time inside gunicorn (the %(D)s field), for comparison with the client's view."""
+    per: dict[str, list[float]] = {"next": [], "submit": []}
+    for line in access_log.read_text().splitlines():
+        method, path, _status, micros = line.split()
+        per["next" if method == "GET" and path.endswith("/next/") else "submit"].append(
+            int(micros) / 1000
+        )
+    out = {}
+    for kind, values in per.items():
+        values.sort()
+        out[kind] = {f"p{p}": round(percentile(values, p), 2) for p in (50, 95, 99)}
+    return out
+
+
+CHECKS = {
+    "items over max_labels labels": """
+        SELECT count(*) FROM (SELECT a.item_id FROM labeling_annotation a
+          JOIN labeling_item i ON i.id = a.item_id WHERE i.campaign_id = %(c)s
+          GROUP BY a.item_id HAVING count(*) > %(max)s) x""",
+    "items over max_labels slots": """
+        SELECT count(*) FROM labeling_item WHERE campaign_id = %(c)s AND slots_taken > %(max)s""",
+    "contributors twice on an item (labels)": """
+        SELECT count(*) FROM (SELECT a.item_id, a.worker_id FROM labeling_annotation a
+          JOIN labeling_item i ON i.id = a.item_id WHERE i.campaign_id = %(c)s
+          GROUP BY 1, 2 HAVING count(*) > 1) x""",
+    "contributors twice on an item (leases)": """
+        SELECT count(*) FROM (SELECT item_id, worker_id FROM labeling_assignment
+          WHERE campaign_id = %(c)s GROUP BY 1, 2 HAVING count(*) > 1) x""",
+    "contributors with two live leases": """
+        SELECT count(*) FROM (SELECT worker_id FROM labeling_assignment
+          WHERE campaign_id = %(c)s AND status = 'leased' GROUP BY 1 HAVING count(*) > 1) x""",
+    "items whose slots != leases + labels": """
+        SELECT count(*) FROM labeling_item i LEFT JOIN (
+            SELECT item_id, count(*) FILTER (WHERE status IN ('leased', 'submitted')) AS n
+            FROM labeling_assignment WHERE campaign_id = %(c)s GROUP BY item_id) a
+          ON a.item_id = i.id
+        WHERE i.campaign_id = %(c)s AND i.slots_taken <> coalesce(a.n, 0)""",
+    "items whose label_count != labels": """
+        SELECT count(*) FROM labeling_item i LEFT JOIN (
+            SELECT item_id, count(*) AS n FROM labeling_annotation GROUP BY item_id) a
+          ON a.item_id = i.id
+        WHERE i.campaign_id = %(c)s AND i.label_count <> coalesce(a.n, 0)""",
+}
+
+
+def verify(url: str, seeded: dict[str, Any], result: LoadResult) -> dict[str, int]:
+    params = {"c": seeded["campaign_id"], "max": seeded["max_labels"]}
+    with psycopg.connect(url, autocommit=True) as conn:
+        found = {name: int(conn.execute(sql, params).fetchone()[0]) for name, sql in CHECKS.items()}  # type: ignore[index]
+        rows = conn.execute(
+            "SELECT count(*) FROM labeling_annotation a JOIN labeling_item i ON i.id = a.item_id "
+            "WHERE i.campaign_id = %(c)s",
+            params,
+        ).fetchone()
+        labels = int(rows[0]) if rows else 0
+        found["201s without a row, or rows without a 201"] = abs(labels - result.submitted)
+        found["labels stored"] = labels
+    return found
+
+
+CANDIDATE_SQL = """
+SELECT "labeling_item"."id" FROM "labeling_item"
+WHERE "labeling_item"."campaign_id" = %(c)s AND "labeling_item"."slots_taken" < %(max)s
+  AND "labeling_item"."status" = 'open'
+  AND NOT EXISTS (SELECT 1 FROM "labeling_assignment" U0
+                  WHERE U0."item_id" = "labeling_item"."id" AND U0."worker_id" = %(w)s LIMIT 1)
+ORDER BY "labeling_item"."priority" ASC, "labeling_item"."id" ASC
+LIMIT 1 FOR UPDATE OF "labeling_item" SKIP LOCKED
+"""
+
+
+def explain(url: str, seeded: dict[str, Any]) -> str:
+    """EXPLAIN ANALYZE of the next-task candidate scan (as labeling.services.leases builds it),
+    for the contributor with the most labels, in a transaction that is rolled back."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT worker_id FROM labeling_assignment WHERE campaign_id = %s "
+            "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+            [seeded["campaign_id"]],
+        ).fetchone()
+        worker = row[0] if row else 0
+        params = {"c": seeded["campaign_id"], "max": seeded["max_labels"], "w": worker}
+        plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + CANDIDATE_SQL, params).fetchall()
+        conn.rollback()
+    return "\n".join(r[0] for r in plan)
+
+
+# The statements of one cycle as the web path sends them (token lookup, campaign, lease; token,
+# lease check, label, counters), without Django: what PostgreSQL alone can do on this machine.
+# One pgbench client = one contributor; the item is closed once full, as the closer does.
+PGBENCH_CYCLE = """
+\\set w :first_worker + :client_id
+SELECT t.key, u.id FROM authtoken_token t JOIN accounts_user u ON u.id = t.user_id
+  WHERE t.user_id = :w;
+SELECT c.id, u.id FROM labeling_campaign c JOIN accounts_user u ON u.id = c.owner_id
+  WHERE c.id = :c;
+BEGIN;
+SELECT pg_advisory_xact_lock(1264144196, :w);
+SELECT id FROM labeling_assignment WHERE worker_id = :w AND campaign_id = :c AND status = 'leased'
+  AND leased_until > now() ORDER BY id LIMIT 1;
+SELECT i.id AS item FROM labeling_item i WHERE i.campaign_id = :c AND i.slots_taken < 3
+  AND i.status = 'open' AND NOT EXISTS (SELECT 1 FROM labeling_assignment u0
+  WHERE u0.item_id = i.id AND u0.worker_id = :w LIMIT 1)
+  ORDER BY i.priority, i.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED \\gset
+UPDATE labeling_item SET slots_taken = slots_taken + 1 WHERE id = :item AND status = 'open'
+  AND slots_taken < 3;
+INSERT INTO labeling_assignment (item_id, worker_id, campaign_id, status, leased_until, created_at)
+  VALUES (:item, :w, :c, 'leased', now() + interval '5 minutes', now()) RETURNING id AS lease \\gset
+COMMIT;
+SELECT t.key, u.id FROM authtoken_token t JOIN accounts_user u ON u.id = t.user_id
+  WHERE t.user_id = :w;
+BEGIN;
+SELECT id FROM labeling_item WHERE id = :item FOR UPDATE;
+SELECT a.id FROM labeling_assignment a JOIN labeling_item i ON i.id = a.item_id
+  JOIN labeling_campaign c ON c.id = a.campaign_id WHERE a.worker_id = :w AND a.item_id = :item
+  FOR UPDATE;
+INSERT INTO labeling_annotation (item_id, worker_id, assignment_id, value, label, created_at)
+  VALUES (:item, :w, :lease, '{"label": "positive"}', 'positive', now());
+UPDATE labeling_assignment SET status = 'submitted' WHERE id = :lease;
+UPDATE labeling_item SET label_count = label_count + 1 WHERE id = :item;
+UPDATE labeling_campaign SET label_count = label_count + 1 WHERE id = :c;
+COMMIT;
+UPDATE labeling_item SET status = 'complete', completed_at = now() WHERE id = :item
+  AND label_count >= 3;
+"""
+
+
+def pgbench_cycle(
+    url: str, seeded: dict[str, Any], *, clients: int, seconds: float
+) -> dict[str, Any]:
+    """PGBENCH_CYCLE through pgbench: cycles/s and mean latency per cycle (both transactions)."""
+    pgbench = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT min(user_id) FROM authtoken_token t JOIN accounts_user u ON u.id = t.user_id "
+            "WHERE u.email LIKE %s",
+            [f"bench-c{seeded['campaign_id']}-%"],
+        ).fetchone()
+    first = int(row[0]) if row and row[0] is not None else 0
+    script = ROOT / "var" / "bench" / "next_task" / "cycle.pgbench"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(PGBENCH_CYCLE)
+    out = subprocess.run(
+        [
+            pgbench, "-n", "-c", str(clients), "-j", "2", "-T", str(int(seconds)), "-r",
+            "-D", f"first_worker={first}", "-D", f"c={seeded['campaign_id']}",
+            "-f", str(script), url,
+        ],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    result: dict[str, Any] = {"returncode": out.returncode}
+    for line in out.stdout.splitlines():
+        if line.startswith("tps = "):
+            result["cycles_per_s"] = float(line.split()[2])
+        elif line.startswith("latency average"):
+            result["cycle_ms_mean"] = float(line.split()[3])
+    if out.returncode:
+        result["stderr"] = out.stderr[-2000:]
+    return result
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    head = (
+        "| items | cycles/s | next p50 | next p95 | next p99 | submit p50 | submit p95 | "
+        "submit p99 | invariants |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    )
+    lines = [head]
+    for r in rows:
+        s = r["summary"]
+        ok = "all passed" if r["invariants_ok"] else "FAILED"
+        lines.append(
+            f"| {r['items']:,} | {s['cycles_per_s']} | {s['next']['p50']} | {s['next']['p95']} | "
+            f"{s['next']['p99']} | {s['submit']['p50']} | {s['submit']['p95']} | "
+            f"{s['submit']['p99']} | {ok} |"
+        )
+    return "\n".join(lines)
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def bench_one(args: argparse.Namespace, template: str, items: int) -> dict[str, Any]:
+    url = args.database_url
+    var_dir = ROOT / "var" / "bench" / "next_task"
+    shutil.rmtree(var_dir, ignore_errors=True)
+    var_dir.mkdir(parents=True)
+    print(f"\n== {items:,} items: fresh database {db_name(url)}", flush=True)
+    recreate_from(url, template)
+    t = time.perf_counter()
+    seeded = seed(url, items=items, contributors=args.contributors, max_labels=args.max_labels)
+    took = time.perf_counter() - t
+    print(f"   seeded {items:,} items and {args.contributors:,} contributors in {took:.1f} s")
+    env_extra = {"DATABASE_CONN_MAX_AGE": str(args.conn_max_age)}
+    if args.broker == "memory":
+        env_extra["REDIS_URL"] = "memory://"  # settings take the broker URL from REDIS_URL
+    access_log = var_dir / "access.log" if args.server_timing else None
+    server = start_gunicorn(
+        url, workers=args.workers, threads=args.threads, var_dir=var_dir, env_extra=env_extra,
+        access_log=access_log, app_dir=args.app_dir,
+    )  # fmt: skip
+    closer = (
+        Closer(url, seeded["campaign_id"], seeded["max_labels"]) if args.closer == "sql" else None
+    )
+    try:
+        if closer is not None:
+            closer.start()
+        print(
+            f"   gunicorn pid {server.proc.pid} on :{server.port} ({args.workers} workers x "
+            f"{args.threads} threads); {args.concurrency} contributors for {args.duration:.0f} s",
+            flush=True,
+        )
+        probe = CpuProbe(url, server.proc.pid)
+        result = run_load(
+            port=server.port, seeded=seeded, concurrency=args.concurrency,
+            duration=args.duration, warmup=args.warmup, closer=closer, probe=probe,
+        )  # fmt: skip
+    finally:
+        if closer is not None:
+            closer.stopping.set()
+            closer.join(timeout=30)
+        stop_gunicorn(server)
+    if len(probe.marks) < 2:
+        raise RuntimeError(f"the load did not run: {result.errors[:3]}")
+    summary = summarize(result, t_from=probe.marks[0]["wall"], t_to=probe.marks[1]["wall"])
+    summary["cpu"] = probe.report(
+        sum(1 for x in result.samples if x.kind == "submit" and x.status == 201
+            and probe.marks[0]["wall"] <= x.start < probe.marks[1]["wall"])
+    )  # fmt: skip
+    checks = verify(url, seeded, result)
+    invariants_ok = not result.errors and all(
+        v == 0 for k, v in checks.items() if k != "labels stored"
+    )
+    row: dict[str, Any] = {
+        "items": items,
+        "summary": summary,
+        "checks": checks,
+        "errors": result.errors[:10],
+        "invariants_ok": invariants_ok,
+        "closed_by_closer": closer.closed if closer else None,
+    }
+    if access_log is not None:
+        row["server_ms"] = server_times(access_log)
+    if args.explain:
+        row["explain"] = explain(url, seeded)
+    if args.pgbench:
+        row["pgbench"] = pgbench_cycle(
+            url, seeded, clients=args.concurrency, seconds=args.duration - args.warmup
+        )
+    print(json.dumps({k: v for k, v in row.items() if k != "explain"}, indent=1))
+    if args.explain:
+        print(row["explain"])
+    return row
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n", 1)[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
+    parser.add_argument("--items", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--contributors", type=int, default=1_000)
+    parser.add_argument(
+        "--concurrency", type=int, default=32, help="simulated contributors at once"
+    )
+    parser.add_argument(
+        "--duration", type=float, default=30.0, help="seconds of load, warm-up included"
+    )
+    parser.add_argument("--warmup", type=float, default=5.0, help="first seconds not measured")
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument("--max-labels", type=int, default=3)
+    parser.add_argument("--conn-max-age", type=int, default=600, help="DATABASE_CONN_MAX_AGE")
+    parser.add_argument("--closer", choices=["sql", "none"], default="sql")
+    parser.add_argument("--broker", choices=["filesystem", "memory"], default="filesystem")
+    parser.add_argument(
+        "--server-timing", action="store_true", help="gunicorn access log with %%(D)s"
+    )
+    parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the candidate scan")
+    parser.add_argument(
+        "--pgbench", action="store_true",
+        help="afterwards, the same SQL per cycle through pgbench, without Django (DB-only ceiling)",
+    )  # fmt: skip
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument(
+        "--app-dir", type=Path, default=ROOT,
+        help="serve this checkout instead (A/B a change; same venv, same migrations)",
+    )  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="keep the bench database afterwards")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if db_name(args.database_url) in ("postgres", "template0", "template1"):
+        raise SystemExit("give the benchmark a database of its own: it drops and recreates it")
+    print(f"== template: migrating {db_name(args.database_url)}_tpl", flush=True)
+    template = prepare_template(args.database_url)
+    rows = [bench_one(args, template, n) for n in args.items]
+    if not args.keep:
+        with admin(args.database_url) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db_name(args.database_url)}" WITH (FORCE)')
+    print()
+    print(markdown_table(rows))
+    if args.json:
+        meta = {
+            "argv": sys.argv[1:],
+            "cpus": os.cpu_count(),
+            "when": time.strftime("%Y-%m-%d %H:%M"),
+        }
+        args.json.write_text(json.dumps({"meta": meta, "runs": rows}, indent=1) + "\n")
+    return 0 if all(r["invariants_ok"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
