@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import io
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 
 from rewards.models import ChainTx, ChainTxStatus, EpochStatus
 from rewards.services import campaign_chain_register, outbox_process
+from storage.services import get_store
 from tests.conftest import client_for
 
 from .conftest import TOKEN, RewardsChain, add_entries, wallet_user
@@ -104,3 +111,92 @@ def test_settle_and_claim_on_anvil(anvil_rewards: RewardsChain) -> None:
     outbox_process()
     assert rc.contracts.token.balance_of(alice.wallet_address) == 4 * TOKEN
     assert client_for(alice).get("/api/rewards/me/").json()["claimed"] == str(4 * TOKEN)
+
+
+@pytest.fixture
+def gateway() -> Iterator[str]:
+    """An IPFS-gateway look-alike serving the content store at /ipfs/<cid> (altered bytes under
+    /lying/ipfs/<cid>)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    store = get_store()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            cid = self.path.rsplit("/", 1)[-1]
+            try:
+                data = store.read_bytes(cid)
+            except Exception:
+                self.send_error(404)
+                return
+            if self.path.startswith("/lying/"):
+                data = data.replace(b'"annotations":1', b'"annotations":9')
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def test_an_outsider_verifies_with_rpc_distributor_and_gateway_only(
+    anvil_rewards: RewardsChain, gateway: str, anvil_rpc_url: str
+) -> None:
+    rc = anvil_rewards
+    rc.open_campaign(1, 50 * TOKEN)
+    alice = wallet_user(1)
+    add_entries(alice, 1, 2, TOKEN)
+    add_entries(wallet_user(2), 1, 1, TOKEN)
+    rc.settle()
+    rc.pass_timelock()
+    rc.settle()
+    add_entries(alice, 1, 1, TOKEN)
+    rc.settle()
+    args = ["--rpc-url", anvil_rpc_url, "--distributor", rc.distributor.address]
+    # No Django, no database: a fresh interpreter with nothing but the repository.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO", "DATABASE"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "rewards.verify", *args, "--gateway", gateway, "--all"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "root 1 (accepted, epoch 1): OK" in done.stdout
+    assert "root 2 (pending, epoch 2): OK" in done.stdout
+    out = io.StringIO()
+    call_command("verify_epoch", "2", *args, "--gateway", gateway, stdout=out)
+    assert "root 2 (pending, epoch 2): OK" in out.getvalue()
+
+    # A gateway that serves other bytes for the CID is caught.
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rewards.verify",
+            *args,
+            "--gateway",
+            gateway + "/lying",
+            "--root",
+            "1",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 1
+    assert "MISMATCH" in bad.stdout
