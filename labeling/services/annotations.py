@@ -23,7 +23,9 @@ def assignment_get_for_update(*, worker: User, item_id: int) -> Assignment:
     ):
         raise NotFound(f"item {item_id} does not exist", code="item_not_found")
     assignment = (
-        Assignment.objects.select_for_update()
+        # of=("self",): lock the lease only, not the joined item (locked above) or campaign row,
+        # which every lease and submission of the campaign would otherwise queue on.
+        Assignment.objects.select_for_update(of=("self",))
         .select_related("item", "campaign")
         .filter(worker=worker, item_id=item_id)
         .first()
@@ -57,7 +59,13 @@ def annotation_submit(
     assignment.status = AssignmentStatus.SUBMITTED
     assignment.save(update_fields=["status"])
     Item.objects.filter(pk=item_id).update(label_count=F("label_count") + 1)
-    # Last, so the campaign row is locked for as short a time as possible.
-    Campaign.objects.filter(pk=campaign.pk).update(label_count=F("label_count") + 1)
+    # The campaign's progress counter is bumped after commit, in its own statement: inside the
+    # transaction every submission of the campaign would queue on that one row until commit.
+    # A crash between the two loses one count of a progress display, never a label.
+    transaction.on_commit(lambda: _count_label(campaign.pk))
     enqueue_on_commit("quality.update_item", item_id)
     return annotation
+
+
+def _count_label(campaign_id: int) -> None:
+    Campaign.objects.filter(pk=campaign_id).update(label_count=F("label_count") + 1)
