@@ -10,6 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.utils import timezone
+from web3 import Web3
 
 from labeling.services import annotation_submit, items_upload, task_lease_next
 from rewards.models import ChainDeployment, Epoch, RewardEntry
@@ -36,7 +37,7 @@ def test_chain_deploy_records_the_deployment_the_app_then_uses(
     assert config.distributor == deployment.distributor
     assert config.start_block == deployment.deploy_block
     w3 = pyevm_rewards.chain.w3
-    assert w3.eth.get_code(deployment.distributor)
+    assert w3.eth.get_code(Web3.to_checksum_address(deployment.distributor))
     # A second deployment replaces the first as the active one.
     call_command("chain_deploy", "--deployer-key", key, "--token", deployment.token, stdout=out)
     assert ChainDeployment.objects.filter(active=True).count() == 1
