@@ -73,6 +73,7 @@ from ..selectors import (
     epoch_leaf_rows,
     epoch_unfinished,
 )
+from .claims import claims_renew_superseded
 from .deploy import campaign_chain_register
 from .outbox import chain_tx_ensure, chain_tx_retry
 
@@ -373,6 +374,7 @@ def _mark_accepted(epoch: Epoch) -> Epoch:
         epoch.save()
         # Only the newest accepted leaves serve claims; the table keeps the history.
         EpochLeaf.objects.filter(epoch__number__lt=epoch.number).delete()
+        claims_renew_superseded()
     return epoch
 
 

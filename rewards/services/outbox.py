@@ -207,6 +207,10 @@ def _after_final(tx: ChainTx, receipt: TxReceipt | None) -> None:
         from .watcher import claims_record_from_receipt
 
         claims_record_from_receipt(receipt=receipt)
+    if tx.kind == ChainTxKind.CLAIM and tx.error_code == "InvalidProof":
+        from .claims import claim_renew
+
+        claim_renew(failed=tx)  # a newer root replaced the proof: relay under that one
     if tx.kind in (ChainTxKind.SUBMIT_ROOT, ChainTxKind.ACCEPT_ROOT):
         enqueue_on_commit("rewards.settle_tick")
 

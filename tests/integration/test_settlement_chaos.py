@@ -410,4 +410,8 @@ def test_settlement_survives_sigkill_at_random_points(
     assert len(kills) == KILLS
     failed = ChainTx.objects.filter(status=ChainTxStatus.FAILED)
     assert not failed.exclude(kind=ChainTxKind.CLAIM).exists()
-    assert set(failed.values_list("error_code", flat=True)) <= {"NothingToClaim", "InvalidProof"}
+    assert set(failed.values_list("error_code", flat=True)) <= {
+        "NothingToClaim",
+        "InvalidProof",
+        "superseded",
+    }

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 from rewards.merkle import verify
 from rewards.models import ChainCursor, ChainEvent, ChainTx, ChainTxStatus, WalletClaim
@@ -180,3 +182,44 @@ def test_confirmations_hold_back_the_newest_blocks(settled: Any, settings: Any) 
     head = rc.chain.w3.eth.block_number
     chain_watch()
     assert ChainCursor.objects.get().last_block == head - 2
+
+
+def test_a_claim_overtaken_by_a_newer_root_is_relayed_again_under_it(settled: Any) -> None:
+    rc, alice, _ = settled
+    client = client_for(alice)
+    first = client.post("/api/rewards/me/claim/").json()["tx"]  # proof of epoch 1
+    later = timezone.now() + timedelta(days=1)
+    ChainTx.objects.filter(pk=first["id"]).update(next_attempt_at=later)  # not sent yet...
+    rc.settle()  # ...while epoch 2 (alice's newer entry) is submitted
+    rc.pass_timelock()
+    # ...and the newer root is accepted on-chain (by anyone) before the claim goes out.
+    rc.distributor.accept_root(sender=rc.contracts.relayer)
+    ChainTx.objects.filter(pk=first["id"]).update(next_attempt_at=timezone.now())
+    outbox_process()
+    old = ChainTx.objects.get(pk=first["id"])
+    assert old.status == ChainTxStatus.FAILED
+    assert old.error_code == "InvalidProof"  # the database does not know epoch 2 is accepted yet
+    rc.settle()  # now it does: the claim is relayed again with the newer leaf
+    old.refresh_from_db()
+    assert old.error_code == "superseded"
+    renewed = ChainTx.objects.get(idempotency_key=f"claim:{alice.wallet_address}:{4 * TOKEN}")
+    assert renewed.status == ChainTxStatus.CONFIRMED
+    assert rc.contracts.token.balance_of(alice.wallet_address) == 4 * TOKEN
+
+
+def test_a_claim_sent_after_the_database_saw_the_newer_root_is_renewed_at_once(
+    settled: Any,
+) -> None:
+    rc, alice, _ = settled
+    first = client_for(alice).post("/api/rewards/me/claim/").json()["tx"]
+    later = timezone.now() + timedelta(days=1)
+    ChainTx.objects.filter(pk=first["id"]).update(next_attempt_at=later)
+    rc.settle()
+    rc.pass_timelock()
+    assert rc.settle().number == 2  # epoch 2 accepted, in the database too
+    ChainTx.objects.filter(pk=first["id"]).update(next_attempt_at=timezone.now())
+    outbox_process()  # InvalidProof, and relayed again under epoch 2 in the same step
+    assert ChainTx.objects.get(pk=first["id"]).error_code == "superseded"
+    outbox_process()
+    outbox_process()
+    assert rc.contracts.token.balance_of(alice.wallet_address) == 4 * TOKEN
