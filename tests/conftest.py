@@ -34,6 +34,16 @@ def need_service(name: str, reason: str) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _celery_mode_restored() -> Iterator[None]:
+    """A test that switches Celery to a real broker must not leak that into the next test."""
+    from config.celery import app
+
+    eager = app.conf.task_always_eager
+    yield
+    app.conf.task_always_eager = eager
+
+
+@pytest.fixture(autouse=True)
 def _fresh_store() -> Iterator[None]:
     """Each test gets an empty LocalStore of its own."""
     get_store.cache_clear()
