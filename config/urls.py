@@ -9,6 +9,7 @@ api: list[URLPattern | URLResolver] = [
     path("", include("labeling.urls")),
     path("datasets/", include("datasets.urls")),
     path("rewards/", include("rewards.urls")),
+    path("quality/", include("quality.urls")),
     path("storage/", include("storage.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -23,10 +24,15 @@ DEFAULT_COLOURS = [
 ]
 _HEX = re.compile(r"^#[0-9a-fA-F]{6}$")
 MAX_CLASSES = 200
+MAX_BOXES = 200
+# A box may overshoot the image edge by this much (rounding in a browser's canvas maths).
+BOX_EDGE_TOLERANCE = 1e-6
 
 
 def normalize_schema(raw: Any, *, task_type: str) -> dict[str, Any]:
     """A canonical schema, or `ApplicationError(code="invalid_schema")` naming the problem."""
+    # image_bbox values are validated below (`validate_boxes`); campaigns of that type open once
+    # the annotation API passes `boxes` through (labeling/services/annotations.py).
     if task_type in (TaskType.IMAGE_BBOX, TaskType.TEXT_SPANS):
         raise ApplicationError(
             f"task type {task_type} is not available yet", code="unsupported_task_type"
@@ -68,9 +74,26 @@ def normalize_schema(raw: Any, *, task_type: str) -> dict[str, Any]:
     return {"classes": out}
 
 
-def validate_value(*, task_type: str, schema: dict[str, Any], label: Any) -> dict[str, Any]:
-    """Check one annotation against the campaign's schema; return the value to store."""
+def validate_value(
+    *, task_type: str, schema: dict[str, Any], label: Any = None, boxes: Any = None
+) -> dict[str, Any]:
+    """Check one annotation against the campaign's schema; return the value to store.
+
+    Classification: `label` is a class name; stored as `{"label": name}`. Bounding boxes
+    (`image_bbox`): `boxes` is a list of `{x, y, w, h, label}`, see `validate_boxes`; stored as
+    `{"boxes": [...]}`. (Until the API passes `boxes`, a list sent as `label` is read as boxes.)
+    """
     names = [c["name"] for c in schema["classes"]]
+    if task_type == TaskType.IMAGE_BBOX:
+        if boxes is None and isinstance(label, list):
+            boxes, label = label, None
+        if label is not None:
+            raise ApplicationError(
+                "a bounding-box task takes `boxes`, not `label`", code="invalid_boxes"
+            )
+        return {"boxes": validate_boxes(boxes, names=names)}
+    if boxes is not None:
+        raise ApplicationError("this task takes a `label`, not `boxes`", code="invalid_value")
     if not isinstance(label, str) or label not in names:
         raise ApplicationError(
             f"unknown class {label!r}; expected one of {names}",
@@ -78,3 +101,49 @@ def validate_value(*, task_type: str, schema: dict[str, Any], label: Any) -> dic
             extra={"classes": names},
         )
     return {"label": label}
+
+
+def validate_boxes(raw: Any, *, names: list[str]) -> list[dict[str, Any]]:
+    """Bounding boxes in image fractions: `x`, `y` (top-left corner) and `w`, `h` (size), each a
+    number from 0 to 1 relative to the image's width or height, so the same box fits any rendering
+    size of the image and needs no pixel dimensions to check; `x + w` and `y + h` stay within 1.
+    Boxes have a positive size and a class of the schema. An empty list means "nothing to box".
+    Coordinates are kept to 6 decimals (a micro-pixel on a 1000-pixel image).
+    """
+    if not isinstance(raw, list):
+        raise ApplicationError("boxes must be a list of {x, y, w, h, label}", code="invalid_boxes")
+    if len(raw) > MAX_BOXES:
+        raise ApplicationError(f"at most {MAX_BOXES} boxes per item", code="invalid_boxes")
+    out: list[dict[str, Any]] = []
+    for index, box in enumerate(raw):
+        if not isinstance(box, dict) or set(box) != {"x", "y", "w", "h", "label"}:
+            raise ApplicationError(
+                f"box {index}: expected exactly the keys x, y, w, h, label", code="invalid_boxes"
+            )
+        coords: dict[str, float] = {}
+        for key in ("x", "y", "w", "h"):
+            value = box[key]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ApplicationError(f"box {index}: {key} must be a number", code="invalid_boxes")
+            if not math.isfinite(value) or not 0.0 <= value <= 1.0:
+                raise ApplicationError(
+                    f"box {index}: {key} must be between 0 and 1 (a fraction of the image)",
+                    code="invalid_boxes",
+                )
+            coords[key] = float(value)
+        if coords["w"] <= 0 or coords["h"] <= 0:
+            raise ApplicationError(f"box {index}: w and h must be positive", code="invalid_boxes")
+        for start, size in (("x", "w"), ("y", "h")):
+            if coords[start] + coords[size] > 1.0 + BOX_EDGE_TOLERANCE:
+                raise ApplicationError(
+                    f"box {index}: {start} + {size} reaches past the image edge",
+                    code="invalid_boxes",
+                )
+        if box["label"] not in names:
+            raise ApplicationError(
+                f"box {index}: unknown class {box['label']!r}; expected one of {names}",
+                code="unknown_class",
+                extra={"classes": names},
+            )
+        out.append({**{k: round(v, 6) for k, v in coords.items()}, "label": box["label"]})
+    return out

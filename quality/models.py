@@ -15,9 +15,11 @@ class ItemConsensus(models.Model):
     n_labels = models.PositiveSmallIntegerField()
     method = models.CharField(max_length=40)
     model_version = models.CharField(max_length=64, blank=True)
-    # Weights given to each label (per class) and, for explanations, to each annotator.
+    # How the label was decided, for explanations: see quality.services.consensus.votes_payload.
     votes = models.JSONField(default=dict)
     is_complete = models.BooleanField(default=False)
+    # The next-task priority last asked of labeling (None: never), so unchanged ones are skipped.
+    priority = models.IntegerField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -31,17 +33,38 @@ class ItemConsensus(models.Model):
         return f"item {self.item_id}: {self.label} ({self.confidence:.2f})"
 
 
+class WorkerStatus(models.TextChoices):
+    # New to the campaign: labels count, accepted rewards wait until the worker is trusted.
+    PROBATION = "probation", "On probation"
+    # 95 % sure not to be a spammer (quality.aggregation.spam): accepted rewards are paid.
+    TRUSTED = "trusted", "Trusted"
+    # 95 % sure to be a spammer: no more tasks, accepted-but-unpaid rewards rejected.
+    SUSPENDED = "suspended", "Suspended"
+
+
 class WorkerSkill(models.Model):
+    """One contributor in one campaign, as the last full refit saw them."""
+
     worker = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="skills"
     )
     campaign_id = models.BigIntegerField()
+    # P(answer right) under the campaign's class priors.
     accuracy = models.FloatField(default=0.0)
+    # {"classes": [...], "matrix": [[...]]}: rows the true class, columns the answer.
     confusion = models.JSONField(default=dict)
+    answers = models.PositiveIntegerField(default=0)
     gold_seen = models.PositiveIntegerField(default=0)
     gold_passed = models.PositiveIntegerField(default=0)
+    # Raykar-Yu spammer score of the confusion matrix: 0 a spammer, 1 a perfect worker.
     spam_score = models.FloatField(default=0.0)
-    status = models.CharField(max_length=16, default="active")
+    # P(spammer score >= the threshold | this worker's evidence).
+    informative = models.FloatField(default=0.0)
+    status = models.CharField(
+        max_length=16, choices=WorkerStatus.choices, default=WorkerStatus.PROBATION
+    )
+    status_reason = models.CharField(max_length=200, blank=True)
+    suspended_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -50,6 +73,79 @@ class WorkerSkill(models.Model):
                 fields=["worker", "campaign_id"], name="skill_unique_worker_campaign"
             )
         ]
+        indexes = [models.Index(fields=["campaign_id", "status"], name="skill_campaign_status")]
 
     def __str__(self) -> str:
         return f"worker {self.worker_id} in campaign {self.campaign_id}"
+
+
+class CampaignQuality(models.Model):
+    """A campaign's parameters between two full refits, and the refit and training schedule."""
+
+    campaign_id = models.BigIntegerField(unique=True)
+    classes = models.JSONField(default=list)
+    class_priors = models.JSONField(default=list)
+    # The confusion matrix of a worker the last refit did not see.
+    default_confusion = models.JSONField(default=list)
+    default_accuracy = models.FloatField(default=0.0)
+    temperature = models.FloatField(default=1.0)
+    # False until a refit has enough overlap to be trusted (quality.aggregation.campaign).
+    calibrated = models.BooleanField(default=False)
+    method = models.CharField(max_length=40, blank=True)
+    model_version = models.PositiveIntegerField(null=True, blank=True)
+    model_confusion = models.JSONField(null=True, blank=True)  # capped
+    stats = models.JSONField(default=dict, blank=True)
+    labels_at_fit = models.PositiveIntegerField(default=0)
+    # The campaign label count at which a submission asks for the next refit.
+    next_refit_at = models.PositiveIntegerField(default=0)
+    # Confident items the next model training waits for.
+    next_train_at = models.PositiveIntegerField(default=0)
+    fitted_at = models.DateTimeField(null=True, blank=True)
+    # Short claims, so two copies of a task never refit or train one campaign at once.
+    refit_claimed_until = models.DateTimeField(null=True, blank=True)
+    train_claimed_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"quality of campaign {self.campaign_id}"
+
+
+class ModelVersion(models.Model):
+    """One trained ML model of a campaign (the model itself is not kept: its predictions are)."""
+
+    campaign_id = models.BigIntegerField()
+    version = models.PositiveIntegerField()
+    kind = models.CharField(max_length=40)
+    classes = models.JSONField(default=list)
+    trained_on = models.PositiveIntegerField()
+    # Out-of-fold accuracy against the consensus (and gold) labels it was trained on.
+    oof_accuracy = models.FloatField()
+    predicted = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign_id", "version"], name="model_unique_campaign_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"model v{self.version} of campaign {self.campaign_id}"
+
+
+class ItemPrediction(models.Model):
+    """The latest model's class for one item, predicted by a model that never saw its label."""
+
+    item_id = models.BigIntegerField(unique=True)
+    campaign_id = models.BigIntegerField()
+    version = models.PositiveIntegerField()
+    label = models.CharField(max_length=200)
+    probability = models.FloatField()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["campaign_id", "version", "item_id"], name="prediction_campaign")
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.item_id}: {self.label} (model v{self.version})"

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
-from . import services
+from . import services, sources
+from .models import CampaignQuality
 
 
 @shared_task(
@@ -15,3 +19,38 @@ from . import services
 )
 def update_item(item_id: int) -> None:
     services.item_consensus_update(item_id=item_id)
+
+
+@shared_task(
+    name="quality.refit_campaign",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    time_limit=1800,
+)
+def refit_campaign(campaign_id: int) -> dict[str, Any] | None:
+    return services.campaign_refit(campaign_id=campaign_id)
+
+
+@shared_task(
+    name="quality.train_model",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    time_limit=3600,
+)
+def train_model(campaign_id: int) -> int | None:
+    version = services.model_train(campaign_id=campaign_id)
+    return None if version is None else version.version
+
+
+@shared_task(name="quality.refit_due", time_limit=120)
+def refit_due() -> int:
+    """The beat: one refit task per campaign with enough new labels since its last refit."""
+    fitted = dict(CampaignQuality.objects.values_list("campaign_id", "labels_at_fit"))
+    due = 0
+    for campaign_id, labels in sources.campaigns_with_labels():
+        if labels - fitted.get(campaign_id, 0) >= settings.KYODO_QUALITY_REFIT_MIN_NEW_LABELS:
+            refit_campaign.delay(campaign_id)
+            due += 1
+    return due

@@ -247,6 +247,34 @@ CELERY_BEAT_SCHEDULE["rewards-tick"] = {
 }
 # --- end of rewards on-chain settings
 
+# --- Quality engine (docs/quality.md): defaults documented there, none tuned to one data set.
+# Cold start: every worker right this often until a refit knows better.
+KYODO_QUALITY_PRIOR_ACCURACY = float(os.environ.get("KYODO_QUALITY_PRIOR_ACCURACY", "0.85"))
+# Items with 3+ labels (or gold) before a refit's worker estimates are trusted.
+KYODO_QUALITY_CALIBRATION_ITEMS = env_int("KYODO_QUALITY_CALIBRATION_ITEMS", 100)
+# Raykar-Yu spammer score threshold; suspend at this certainty of being below it; pay (trust)
+# at this certainty of being above it.
+KYODO_QUALITY_SPAM_THRESHOLD = float(os.environ.get("KYODO_QUALITY_SPAM_THRESHOLD", "0.1"))
+KYODO_QUALITY_SPAM_CERTAINTY = float(os.environ.get("KYODO_QUALITY_SPAM_CERTAINTY", "0.95"))
+KYODO_QUALITY_TRUST_CERTAINTY = float(os.environ.get("KYODO_QUALITY_TRUST_CERTAINTY", "0.9"))
+# The ML model is trusted at most like this percentile of the campaign's seasoned contributors.
+KYODO_QUALITY_MODEL_CAP_PERCENTILE = float(
+    os.environ.get("KYODO_QUALITY_MODEL_CAP_PERCENTILE", "90")
+)
+# A submission asks for a refit after max(MIN_NEW, GROWTH x labels at the last one) new labels;
+# the beat refits every campaign with MIN_NEW new labels every REFIT_SECONDS.
+KYODO_QUALITY_REFIT_MIN_NEW_LABELS = env_int("KYODO_QUALITY_REFIT_MIN_NEW_LABELS", 50)
+KYODO_QUALITY_REFIT_GROWTH = float(os.environ.get("KYODO_QUALITY_REFIT_GROWTH", "0.1"))
+KYODO_QUALITY_REFIT_SECONDS = env_int("KYODO_QUALITY_REFIT_SECONDS", 300)
+KYODO_QUALITY_TRAIN_MIN_ITEMS = env_int("KYODO_QUALITY_TRAIN_MIN_ITEMS", 30)
+KYODO_QUALITY_TRAIN_MAX_ITEMS = env_int("KYODO_QUALITY_TRAIN_MAX_ITEMS", 20_000)
+KYODO_QUALITY_PREDICT_MAX_ITEMS = env_int("KYODO_QUALITY_PREDICT_MAX_ITEMS", 50_000)
+CELERY_BEAT_SCHEDULE["quality-refit-due"] = {
+    "task": "quality.refit_due",
+    "schedule": float(KYODO_QUALITY_REFIT_SECONDS),
+}
+# --- end of quality engine settings
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -12,6 +12,12 @@ Priors (why the estimates do not blow up on sparse data):
 - Class priors get one pseudo-count per class (Laplace), so a class no item currently holds keeps
   a non-zero prior and can still be chosen.
 
+A live campaign can also pass `population`, pseudo-counts for the pooled matrix (in place of the
+one count per cell), and `class_counts`, pseudo-counts for the class priors: estimates that do not
+come from EM (`quality.aggregation.campaign` derives both from how often labels agree). With few
+answers per item, EM alone can slide into a degenerate explanation of the data; these anchor it.
+The offline aggregators do not use them.
+
 Every probability is strictly positive, so the E-step can work in log space without clipping.
 """
 
@@ -56,16 +62,26 @@ MAX_STRENGTH = 1e4
 FIRST_STAGE_TOL_FACTOR = 10.0
 
 
+def population_matrix(counts: FloatArray, *, population: FloatArray | None = None) -> FloatArray:
+    """The pooled matrix: all workers' counts plus one count per cell, or plus the `population`
+    pseudo-counts instead when given (they replace the uniform count, which would otherwise pull
+    the belief they encode toward the uniform matrix)."""
+    pooled = counts.sum(axis=0) + (1.0 if population is None else population)
+    return np.asarray(pooled / pooled.sum(axis=1, keepdims=True), dtype=np.float64)
+
+
 def smoothed_confusions(
-    counts: FloatArray, *, prior_strength: float | FloatArray
+    counts: FloatArray,
+    *,
+    prior_strength: float | FloatArray,
+    population: FloatArray | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """Posterior-mean confusion matrices under the pooled-population Dirichlet prior.
 
     Returns (confusions, prior_confusion): the latter is the population matrix itself, i.e. the
     estimate for a worker with no answers.
     """
-    pooled = counts.sum(axis=0) + 1.0
-    prior_confusion = pooled / pooled.sum(axis=1, keepdims=True)
+    prior_confusion = population_matrix(counts, population=population)
     strength = np.broadcast_to(np.asarray(prior_strength, dtype=np.float64), (counts.shape[1],))
     pseudo = strength[:, None] * prior_confusion
     confusions = (counts + pseudo) / (counts.sum(axis=2, keepdims=True) + strength[:, None])
@@ -142,10 +158,18 @@ class _Fit:
     log_likelihood: float
     iterations: int
     converged: bool
+    strength: FloatArray
 
 
 def _run_em(
-    layout: ItemLayout, *, by_class: FloatArray, strength: FloatArray, tol: float, max_iter: int
+    layout: ItemLayout,
+    *,
+    by_class: FloatArray,
+    strength: FloatArray,
+    tol: float,
+    max_iter: int,
+    population: FloatArray | None = None,
+    class_counts: FloatArray | None = None,
 ) -> _Fit:
     """EM with a fixed prior precision, from `posteriors`, until the log evidence settles.
 
@@ -161,8 +185,11 @@ def _run_em(
     while not converged and iterations < max_iter:
         iterations += 1
         counts = soft_confusion_counts(layout, by_class=by_class)
-        confusions, prior_confusion = smoothed_confusions(counts, prior_strength=strength)
-        priors = class_priors_from_mass(by_class.sum(axis=1))
+        confusions, prior_confusion = smoothed_confusions(
+            counts, prior_strength=strength, population=population
+        )
+        mass = by_class.sum(axis=1)
+        priors = class_priors_from_mass(mass if class_counts is None else mass + class_counts)
         scores = log_likelihood_scores(
             layout, log_confusions=np.log(confusions), log_priors=np.log(priors)
         )
@@ -182,6 +209,7 @@ def _run_em(
         log_likelihood=objective,
         iterations=iterations,
         converged=converged,
+        strength=strength,
     )
 
 
@@ -193,6 +221,8 @@ def dawid_skene(
     max_iter: int = DEFAULT_MAX_ITER,
     method: str = "dawid_skene",
     seed_from_gold: bool = False,
+    population: FloatArray | None = None,
+    class_counts: FloatArray | None = None,
 ) -> Result:
     """Full-confusion Dawid-Skene by EM under the priors in the module docstring.
 
@@ -201,6 +231,8 @@ def dawid_skene(
     label in every E-step, so they also anchor the worker estimates; with `seed_from_gold` the
     first worker estimates come from gold items alone. Stops when the log evidence per answer
     changes by less than `tol` between two iterations, or after `max_iter` iterations in all.
+    `population` gives (K, K) pseudo-counts to the pooled population matrix and `class_counts`
+    (K,) pseudo-counts to the class priors (module docstring).
     """
     if prior_strength is not None and prior_strength < 0:
         raise ValueError("prior_strength must be non-negative")
@@ -214,7 +246,15 @@ def dawid_skene(
     start = np.ascontiguousarray(start.T)
     if prior_strength is not None:
         fixed = np.full(k, prior_strength)
-        fit = _run_em(layout, by_class=start, strength=fixed, tol=tol, max_iter=max_iter)
+        fit = _run_em(
+            layout,
+            by_class=start,
+            strength=fixed,
+            tol=tol,
+            max_iter=max_iter,
+            population=population,
+            class_counts=class_counts,
+        )
         return _result(fit, method=method, iterations=fit.iterations)
     # The precision is learned once, from a first fit with the starting precision, and then held
     # while EM converges again. Re-learning it every iteration feeds back on itself: an excellent
@@ -226,14 +266,15 @@ def dawid_skene(
         strength=np.full(k, INITIAL_STRENGTH),
         tol=tol * FIRST_STAGE_TOL_FACTOR,
         max_iter=max_iter,
+        population=population,
+        class_counts=class_counts,
     )
     if first.iterations >= max_iter:
         return _result(first, method=method, iterations=first.iterations)
     counts = soft_confusion_counts(layout, by_class=first.by_class)
-    pooled = counts.sum(axis=0) + 1.0
     strength = fit_prior_strength(
         counts,
-        prior_confusion=pooled / pooled.sum(axis=1, keepdims=True),
+        prior_confusion=population_matrix(counts, population=population),
         start=np.full(k, INITIAL_STRENGTH),
     )
     fit = _run_em(
@@ -242,6 +283,8 @@ def dawid_skene(
         strength=strength,
         tol=tol,
         max_iter=max_iter - first.iterations,
+        population=population,
+        class_counts=class_counts,
     )
     return _result(fit, method=method, iterations=first.iterations + fit.iterations)
 
@@ -259,6 +302,7 @@ def _result(fit: _Fit, *, method: str, iterations: int) -> Result:
         iterations=iterations,
         converged=fit.converged,
         log_likelihood=fit.log_likelihood,
+        prior_strength=fit.strength,
     )
 
 
@@ -268,6 +312,8 @@ def gold_dawid_skene(
     prior_strength: float | None = None,
     tol: float = DEFAULT_TOL,
     max_iter: int = DEFAULT_MAX_ITER,
+    population: FloatArray | None = None,
+    class_counts: FloatArray | None = None,
 ) -> Result:
     """Dawid-Skene with gold items fixed: they alone seed the first worker estimates, then stay
     clamped while EM runs over all items. A crowd whose majority is systematically wrong is
@@ -288,6 +334,8 @@ def gold_dawid_skene(
             max_iter=max_iter,
             method="gold_dawid_skene",
             seed_from_gold=seeded,
+            population=population,
+            class_counts=class_counts,
         )
         for seeded in (True, False)
     ]

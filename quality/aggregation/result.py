@@ -32,6 +32,9 @@ class Result:
     converged: bool = True
     # log P(answers, gold labels | fitted parameters) for EM methods; NaN for votes.
     log_likelihood: float = float("nan")
+    # Dirichlet precision per true class (in answers) of the confusion prior, for `dawid_skene`:
+    # with `prior_confusion` it gives each worker's full posterior over its confusion matrix.
+    prior_strength: FloatArray | None = None
 
     @property
     def confidence(self) -> FloatArray:

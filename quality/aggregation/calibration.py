@@ -1,0 +1,82 @@
+"""How far a fit's posteriors can be believed: a temperature learned by leave-one-out prediction.
+
+Dawid-Skene multiplies the answers' likelihoods as if workers erred independently given the true
+class. They do not: hard items fool many workers at once, so the posterior of an item with five
+agreeing answers is much surer than the data justify, and a live campaign that closes items at
+0.95 would close them too early. The usual remedy for an over-confident probabilistic classifier
+is temperature scaling (Guo et al., "On calibration of modern neural networks", ICML 2017); here
+the temperature `t` multiplies the log-likelihood, `log P(k | answers) = log prior[k] + t * sum
+log A[w, k, l] + const`, and is chosen without any held-out labels: for every answer on an item
+with other answers, predict it from the *others* (`P(l | others) = sum_k P_t(k | others)
+A[w, k, l]`) and keep the `t` under which these predictions are likeliest.
+
+`t` is searched on a grid in [MIN_TEMPERATURE, 1]: a fit is never made surer than Dawid-Skene
+itself. An item's decision is unchanged by `t` unless its answers and the class prior disagree.
+
+The same leave-one-out likelihood also judges whole fits: a live campaign keeps a Dawid-Skene fit
+only if it predicts held-out answers at least as well as the plain "everyone is the average
+worker" model (`quality.aggregation.campaign`). EM on sparse data can settle on a degenerate
+explanation ("every item is class 0 and workers answer at random"), which such a test rejects:
+it predicts an answer no better than the overall label frequencies do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from quality.aggregation._numeric import FloatArray, softmax_rows
+from quality.aggregation.answers import Answers
+
+MIN_TEMPERATURE = 0.1
+GRID = np.round(np.linspace(MIN_TEMPERATURE, 1.0, 19), 3)
+_CHUNK = 250_000  # answers per pass: bounds memory to a few (chunk, K) arrays
+
+
+def loo_log_likelihood(
+    answers: Answers,
+    *,
+    likelihood: FloatArray,
+    log_priors: FloatArray,
+    log_confusions: FloatArray,
+    temperature: float,
+) -> float:
+    """Sum over answers on items with two or more answers of log P(answer | the item's others).
+
+    `likelihood` is the (K, n_items) sum of every annotator's log-likelihood per class (the
+    model's too, if it takes part); `log_confusions` the (W, K, K) logs of the workers' matrices.
+    Gold items are left out: their class is known, so there is nothing to predict.
+    """
+    per_item = np.bincount(answers.item_idx, minlength=answers.n_items)
+    on_gold = np.zeros(answers.n_items, dtype=bool)
+    on_gold[answers.gold_item_idx] = True
+    keep = np.flatnonzero((per_item[answers.item_idx] >= 2) & ~on_gold[answers.item_idx])
+    total = 0.0
+    for start in range(0, keep.size, _CHUNK):
+        rows = keep[start : start + _CHUNK]
+        w, i = answers.worker_idx[rows], answers.item_idx[rows]
+        own = log_confusions[w, :, answers.label_idx[rows]]  # (n, K): log A[w, k, answered]
+        others = log_priors[None, :] + temperature * (likelihood[:, i].T - own)
+        posterior, _ = softmax_rows(others)
+        predicted = np.einsum("nk,nk->n", posterior, np.exp(own))
+        total += float(np.log(np.maximum(predicted, 1e-300)).sum())
+    return total
+
+
+def fit_temperature(
+    answers: Answers, *, likelihood: FloatArray, log_priors: FloatArray, log_confusions: FloatArray
+) -> tuple[float, float]:
+    """The grid temperature whose leave-one-out predictions of the answers are likeliest (1.0 when
+    no item has two answers), and that leave-one-out log-likelihood."""
+    scores = [
+        loo_log_likelihood(
+            answers,
+            likelihood=likelihood,
+            log_priors=log_priors,
+            log_confusions=log_confusions,
+            temperature=float(t),
+        )
+        for t in GRID
+    ]
+    # Ties (e.g. nothing to predict) go to the highest temperature: no tempering without evidence.
+    best = max(range(len(GRID)), key=lambda j: (round(scores[j], 9), j))
+    return float(GRID[best]), scores[best]

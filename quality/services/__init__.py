@@ -1,0 +1,7 @@
+"""Writes of the quality engine: consensus per item, full refits, model training."""
+
+from .consensus import item_consensus_update
+from .refit import campaign_refit
+from .training import model_train
+
+__all__ = ["campaign_refit", "item_consensus_update", "model_train"]
