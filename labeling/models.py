@@ -135,9 +135,10 @@ class Item(models.Model):
     status = models.CharField(max_length=16, choices=ItemStatus.choices, default=ItemStatus.OPEN)
     # Lower is served first. Set by the quality engine (uncertain items first, gold at gold_ratio).
     priority = models.IntegerField(default=0)
-    # Leases outstanding plus labels submitted: never above the campaign's max_labels.
-    slots_taken = models.PositiveSmallIntegerField(default=0)
-    label_count = models.PositiveSmallIntegerField(default=0)
+    # Leases outstanding plus labels submitted: never above the campaign's max_labels, except on
+    # gold items, which every contributor may meet (they score workers and never close).
+    slots_taken = models.PositiveIntegerField(default=0)
+    label_count = models.PositiveIntegerField(default=0)
     import_job = models.ForeignKey(
         ImportJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="items"
     )
@@ -151,11 +152,17 @@ class Item(models.Model):
             ),
         ]
         indexes = [
-            # The next-task scan: open items of one campaign in priority order.
+            # The next-task scan: open items of one campaign in priority order. Gold items have
+            # a queue of their own, so the main scan never steps over them.
             models.Index(
                 fields=["campaign", "priority", "id"],
                 name="item_open_queue",
-                condition=Q(status="open"),
+                condition=Q(status="open", gold_label=""),
+            ),
+            models.Index(
+                fields=["campaign", "id"],
+                name="item_gold_queue",
+                condition=Q(status="open") & ~Q(gold_label=""),
             ),
             models.Index(fields=["cid"], name="item_cid"),
             models.Index(fields=["campaign", "status", "id"], name="item_campaign_status"),

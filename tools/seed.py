@@ -104,6 +104,7 @@ def ensure_image_campaign(owner: User, n_images: int = 210) -> Campaign:
         max_labels=3,
         reward_per_label=TOKEN // 100,
         budget=100 * TOKEN,
+        gold_ratio=0.1,
     )
     rng = random.Random(7)
     files, truth = [], {}
@@ -132,6 +133,7 @@ def ensure_text_campaign(owner: User) -> Campaign:
         min_labels=2,
         max_labels=3,
         reward_per_label=TOKEN // 200,
+        gold_ratio=0.1,
     )
     lines = ["text,gold_label"]
     for templates, label in ((POSITIVE, "positive"), (NEGATIVE, "negative"), (NEUTRAL, "neutral")):

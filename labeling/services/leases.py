@@ -13,6 +13,7 @@ the head of the queue instead of queueing on one row.
 
 from __future__ import annotations
 
+import random
 from datetime import timedelta
 
 from django.conf import settings
@@ -59,16 +60,31 @@ def _lock_worker(worker: User) -> None:
     # SQLite: transactions begin IMMEDIATE (see settings), so they are serialized already.
 
 
-def _pick_candidate(*, campaign: Campaign, worker: User) -> Item | None:
-    """The head of this worker's queue, locked; the whole row, as the task payload needs it."""
+def _pick_candidate(*, campaign: Campaign, worker: User, gold: bool) -> Item | None:
+    """The head of this worker's queue, locked; the whole row, as the task payload needs it.
+
+    Two queues: gold items (known answers, never closed, no slot limit) in id order, and the
+    rest in priority order with at most `max_labels` slots each.
+    """
     labeled = Assignment.objects.filter(item=OuterRef("pk"), worker=worker)
-    candidates = (
-        Item.objects.filter(
-            campaign=campaign, status=ItemStatus.OPEN, slots_taken__lt=campaign.max_labels
+    if gold:
+        candidates = (
+            Item.objects.filter(campaign=campaign, status=ItemStatus.OPEN)
+            .exclude(gold_label="")
+            .filter(~Exists(labeled))
+            .order_by("id")
         )
-        .filter(~Exists(labeled))
-        .order_by("priority", "id")
-    )
+    else:
+        candidates = (
+            Item.objects.filter(
+                campaign=campaign,
+                status=ItemStatus.OPEN,
+                gold_label="",
+                slots_taken__lt=campaign.max_labels,
+            )
+            .filter(~Exists(labeled))
+            .order_by("priority", "id")
+        )
     if not connection.features.has_select_for_update_skip_locked:
         return candidates.first()
     item = candidates.select_for_update(skip_locked=True, of=("self",)).first()
@@ -78,6 +94,11 @@ def _pick_candidate(*, campaign: Campaign, worker: User) -> Item | None:
         # while a slot may still be free. Only runs when the fast scan finds nothing.
         item = candidates.select_for_update(of=("self",)).first()
     return item
+
+
+def _wants_gold(campaign: Campaign) -> bool:
+    """Serve a gold item with probability `gold_ratio` (a control task mixed into the stream)."""
+    return campaign.gold_ratio > 0 and random.random() < campaign.gold_ratio  # noqa: S311
 
 
 def _reserve_budget(campaign: Campaign) -> bool:
@@ -123,12 +144,17 @@ def _lease_once(*, campaign: Campaign, worker: User) -> Assignment | None:
     existing = _active_lease(campaign=campaign, worker=worker)
     if existing is not None:
         return existing
-    item = _pick_candidate(campaign=campaign, worker=worker)
+    item = None
+    if _wants_gold(campaign):
+        item = _pick_candidate(campaign=campaign, worker=worker, gold=True)
+    if item is None:
+        item = _pick_candidate(campaign=campaign, worker=worker, gold=False)
     if item is None:
         return None
-    took = Item.objects.filter(
-        pk=item.pk, status=ItemStatus.OPEN, slots_taken__lt=campaign.max_labels
-    ).update(slots_taken=F("slots_taken") + 1)
+    slot = Item.objects.filter(pk=item.pk, status=ItemStatus.OPEN)
+    if not item.gold_label:
+        slot = slot.filter(slots_taken__lt=campaign.max_labels)
+    took = slot.update(slots_taken=F("slots_taken") + 1)
     if not took:
         raise _Retry
     if not _reserve_budget(campaign):

@@ -30,6 +30,8 @@ def add_images(campaign: Campaign, n: int, gold: str = "") -> list[Item]:
 
 def test_next_returns_a_lease_and_is_idempotent(campaign: Campaign, contributor: User) -> None:
     add_images(campaign, 3, gold="cat")
+    Campaign.objects.filter(pk=campaign.pk).update(gold_ratio=0.5)
+    campaign.refresh_from_db()
     client = client_for(contributor)
     first = client.get(f"/api/campaigns/{campaign.pk}/next/")
     assert first.status_code == 200
@@ -202,3 +204,52 @@ def test_media_errors_are_json(campaign: Campaign, contributor: User) -> None:
     missing = client.get(task["media_url"])
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "blob_not_found"
+
+
+def test_gold_items_are_mixed_in_at_gold_ratio_and_never_fill_up(requester: User) -> None:
+    campaign = CampaignFactory.create(owner=requester, min_labels=3, max_labels=3, gold_ratio=0.5)
+    items = add_images(campaign, 5)
+    gold_ids = {items[0].pk, items[1].pk}
+    Item.objects.filter(pk__in=gold_ids).update(gold_label="cat")
+    # Always serve gold when asked: every worker meets both gold items, beyond max_labels.
+    Campaign.objects.filter(pk=campaign.pk).update(gold_ratio=0.5)
+    import labeling.services.leases as leases
+
+    for n in range(5):
+        worker = UserFactory.create()
+        client = client_for(worker)
+        served = []
+        for _ in range(2):
+            original = leases.random.random
+            leases.random.random = lambda: 0.0  # type: ignore[assignment]
+            try:
+                task = client.get(f"/api/campaigns/{campaign.pk}/next/").json()
+            finally:
+                leases.random.random = original  # type: ignore[assignment]
+            served.append(task["item_id"])
+            done = client.post(
+                f"/api/items/{task['item_id']}/annotations/", {"label": "dog"}, format="json"
+            )
+            assert done.status_code == 201
+        assert set(served) == gold_ids, n
+    for gold in Item.objects.filter(pk__in=gold_ids):
+        assert gold.label_count == 5
+        assert gold.status == "open"
+    # Once a worker has seen every gold item, the regular queue serves them as usual.
+    worker = UserFactory.create()
+    client = client_for(worker)
+    for _ in range(2):
+        task = client.get(f"/api/campaigns/{campaign.pk}/next/").json()
+        client.post(f"/api/items/{task['item_id']}/annotations/", {"label": "dog"}, format="json")
+    task = client.get(f"/api/campaigns/{campaign.pk}/next/").json()
+    assert task["item_id"] in {i.pk for i in items}
+
+
+def test_gold_items_are_not_served_without_a_gold_ratio(requester: User) -> None:
+    campaign = CampaignFactory.create(owner=requester, gold_ratio=0.0)
+    (item,) = add_images(campaign, 1, gold="cat")
+    assert item.pk
+    assert (
+        client_for(UserFactory.create()).get(f"/api/campaigns/{campaign.pk}/next/").status_code
+        == 204
+    )
