@@ -12,12 +12,6 @@ A[w, k, l]`) and keep the `t` under which these predictions are likeliest.
 
 `t` is searched on a grid in [MIN_TEMPERATURE, 1]: a fit is never made surer than Dawid-Skene
 itself. An item's decision is unchanged by `t` unless its answers and the class prior disagree.
-
-The same leave-one-out likelihood also judges whole fits: a live campaign keeps a Dawid-Skene fit
-only if it predicts held-out answers at least as well as the plain "everyone is the average
-worker" model (`quality.aggregation.campaign`). EM on sparse data can settle on a degenerate
-explanation ("every item is class 0 and workers answer at random"), which such a test rejects:
-it predicts an answer no better than the overall label frequencies do.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import numpy as np
 from quality.aggregation._numeric import FloatArray, IntArray, clamp_gold, decide, softmax_rows
 from quality.aggregation._passes import item_layout, log_likelihood_scores
 from quality.aggregation.answers import Answers
-from quality.aggregation.calibration import fit_temperature, loo_log_likelihood
+from quality.aggregation.calibration import fit_temperature
 from quality.aggregation.confusion import dawid_skene, gold_dawid_skene
 from quality.aggregation.policy import annotator_quality, cap_annotator, one_coin_matrix
 from quality.aggregation.result import Result
@@ -162,11 +162,9 @@ def fit_campaign(
     accurate); the agreement rate needs no EM and cannot slide. Class priors get pseudo-counts
     of one answered item's worth spread as the labels are spread, for the same reason.
 
-    The fit is `calibrated` once `calibration` items have three or more labels or a gold label,
-    and it predicts held-out answers at least as well as the average-worker model does
-    (`calibration.py`): before that, EM with so little overlap is too easily wrong (on the replay
-    benchmark, trusting such fits closed items early on wrong worker estimates), and spammers are
-    not suspended.
+    The fit is `calibrated` once `calibration` items have three or more labels or a gold label:
+    before that, EM with so little overlap is too easily wrong (on the replay benchmark, trusting
+    such fits closed items early on wrong worker estimates), and nobody is suspended or trusted.
     """
     if answers.n_answers == 0:
         raise ValueError("a campaign fit needs at least one answer")
@@ -225,10 +223,10 @@ def fit_campaign(
         )
         likelihood = crowd_likelihood.copy()
         likelihood[:, model[0]] += np.log(model_confusion)[:, model[1]]
-    temperature, predictive = fit_temperature(
-        answers, likelihood=likelihood, log_priors=log_priors, log_confusions=log_confusions
+    # The temperature judges the crowd's fit alone: the model is capped separately.
+    temperature, _ = fit_temperature(
+        answers, likelihood=crowd_likelihood, log_priors=log_priors, log_confusions=log_confusions
     )
-    calibrated = calibrated and predictive >= _baseline_predictive(answers, default_confusion)
     scores = log_priors[:, None] + temperature * likelihood
     crowd = _posteriors(log_priors[:, None] + temperature * crowd_likelihood, answers)
     posteriors = _posteriors(scores.copy(), answers)
@@ -263,24 +261,6 @@ def fit_campaign(
         model_confusion=model_confusion,
         model_quality=model_quality,
         model_cap=cap,
-    )
-
-
-def _baseline_predictive(answers: Answers, default: FloatArray) -> float:
-    """Leave-one-out log-likelihood of the answers when every worker is `default` and the
-    classes are equally likely: the bar a Dawid-Skene fit must clear to be trusted."""
-    k = answers.n_classes
-    log_default = np.broadcast_to(np.log(default), (answers.n_workers, k, k))
-    uniform = np.full(k, -np.log(k))
-    likelihood = log_likelihood_scores(
-        item_layout(answers), log_confusions=log_default, log_priors=np.zeros(k)
-    )
-    return loo_log_likelihood(
-        answers,
-        likelihood=likelihood,
-        log_priors=uniform,
-        log_confusions=log_default,
-        temperature=1.0,
     )
 
 
