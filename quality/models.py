@@ -12,7 +12,8 @@ class ItemConsensus(models.Model):
     campaign_id = models.BigIntegerField(db_index=True)
     label = models.CharField(max_length=200)
     confidence = models.FloatField()
-    n_labels = models.PositiveSmallIntegerField()
+    # Gold items are labeled by every contributor who meets them: no small-integer cap.
+    n_labels = models.PositiveIntegerField()
     method = models.CharField(max_length=40)
     model_version = models.CharField(max_length=64, blank=True)
     # How the label was decided, for explanations: see quality.services.consensus.votes_payload.

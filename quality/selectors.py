@@ -133,10 +133,13 @@ def campaign_calibrated(*, campaign_id: int) -> bool:
 # --- rewards ----------------------------------------------------------------------------------
 
 
-def annotation_verdicts(*, item_id: int) -> dict[int, tuple[bool, str]]:
-    """For each annotation of the item: (accepted, reason). Reasons:
+def annotation_verdicts(
+    *, item_id: int, annotation_ids: Iterable[int] | None = None
+) -> dict[int, tuple[bool, str]]:
+    """For each annotation of the item (or only `annotation_ids`): (accepted, reason). Reasons:
 
-    - `item_open`: not decided yet (no reward either way);
+    - `item_open`: not decided yet (no reward either way). Gold items never close, and their
+      annotations are judged at once against the known label;
     - `worker_suspended`: its worker is suspended in this campaign;
     - `agrees` / `disagrees`: with the consensus label; `agrees_gold` / `disagrees_gold`: with the
       known label of a gold item; `boxes_agree` / `boxes_disagree`: F1 >= BOX_F1_ACCEPT or not;
@@ -145,9 +148,16 @@ def annotation_verdicts(*, item_id: int) -> dict[int, tuple[bool, str]]:
       `worker_statuses` says trusted, reject it if suspended (docs/quality.md, "Rewards").
     """
     item = labeling_selectors.item_get(item_id=item_id)
-    annotations = list(labeling_selectors.item_annotations(item_id=item_id))
+    rows = labeling_selectors.item_annotations(item_id=item_id)
+    if annotation_ids is not None:
+        rows = rows.filter(pk__in=list(annotation_ids))
+    annotations = list(rows)
     consensus = item_consensus(item_id=item_id)
-    if consensus is None or not (consensus.is_complete or item.status == ItemStatus.COMPLETE):
+    decided = consensus is not None and (
+        consensus.is_complete or item.status == ItemStatus.COMPLETE
+    )
+    gold = bool(item.gold_label) and item.gold_label in item.campaign.class_names
+    if consensus is None or not (decided or gold):
         return {a.pk: (False, "item_open") for a in annotations}
     statuses = worker_statuses(
         campaign_id=item.campaign_id, worker_ids={a.worker_id for a in annotations}
@@ -165,7 +175,7 @@ def annotation_verdicts(*, item_id: int) -> dict[int, tuple[bool, str]]:
         if item.campaign.task_type == TaskType.IMAGE_BBOX:
             good = box_f1.get(annotation.worker_id, 0.0) >= BOX_F1_ACCEPT
             verdict = (good, "boxes_agree" if good else "boxes_disagree")
-        elif item.gold_label:
+        elif gold:
             good = annotation.label == item.gold_label
             verdict = (good, "agrees_gold" if good else "disagrees_gold")
         else:

@@ -4,7 +4,8 @@ product (quality.services) and the replay benchmark, so the benchmark measures t
 
 Closing (`should_close`): an item closes when it has `max_labels` labels, or when it has at least
 `min_labels` labels and the posterior of its best class reaches `target_confidence`. Gold items
-never close by consensus (their label is known; they exist to score workers): only at `max_labels`.
+never close (their label is known; they exist to score workers, and next-task serves them to
+every contributor from a queue of their own, at the campaign's `gold_ratio`).
 `min_labels` is a floor, not an overlap: with workers the campaign knows to be good, two agreeing
 labels (or one, if the requester sets `min_labels = 1`) can reach 0.95.
 
@@ -45,10 +46,10 @@ class Policy:
 
 
 def should_close(*, policy: Policy, n_labels: int, confidence: float, is_gold: bool) -> bool:
-    if n_labels >= policy.max_labels:
-        return True
     if is_gold:
         return False
+    if n_labels >= policy.max_labels:
+        return True
     return n_labels >= policy.min_labels and confidence >= policy.target_confidence
 
 

@@ -232,6 +232,20 @@ def boxes_of(value: object, *, code: dict[str, int]) -> list[Box]:
     ]
 
 
+def gold_decision(*, item: Item, classes: list[str]) -> Decision:
+    """A gold item's decision is its known label. It reads none of the item's labels: every
+    contributor may meet a gold item, so it can have more labels than any other item."""
+    posterior = [1.0 if name == item.gold_label else 0.0 for name in classes]
+    return Decision(
+        label=item.gold_label,
+        confidence=1.0,
+        method=GOLD,
+        votes={"classes": classes, "posterior": posterior, "gold": True, "annotators": []},
+        n_labels=item.label_count,
+        is_gold=True,
+    )
+
+
 @transaction.atomic
 def item_consensus_update(*, item_id: int) -> ItemConsensus | None:
     """Recompute one item's consensus from all its labels; close it when the policy says so.
@@ -243,7 +257,11 @@ def item_consensus_update(*, item_id: int) -> ItemConsensus | None:
     campaign = item.campaign
     ensure_campaign_quality(campaign_id=campaign.pk)
     consensus = _locked_consensus(item)
-    if campaign.task_type == TaskType.IMAGE_BBOX:
+    if item.gold_label and item.gold_label in campaign.class_names:
+        decision: Decision | None = gold_decision(item=item, classes=campaign.class_names)
+        # Its labels are judged against the known answer at once: it never closes.
+        enqueue_on_commit("rewards.account_item", item.pk)
+    elif campaign.task_type == TaskType.IMAGE_BBOX:
         decision = box_decision(item=item, classes=campaign.class_names)
     else:
         params = campaign_params(campaign_id=campaign.pk, classes=campaign.class_names)

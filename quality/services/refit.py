@@ -420,6 +420,13 @@ def _votes(ctx: _ItemContext, code: int) -> dict[str, Any]:
     )
 
 
+def _gold_votes(ctx: _ItemContext, code: int) -> dict[str, Any]:
+    # No annotator list: every contributor may meet a gold item.
+    classes = list(ctx.data.classes)
+    posterior = [1.0 if i == ctx.gold_of[code] else 0.0 for i in range(len(classes))]
+    return {"classes": classes, "posterior": posterior, "gold": True, "annotators": []}
+
+
 @transaction.atomic
 def _store_batch(ctx: _ItemContext, codes: IntArray) -> int:
     ids = [int(ctx.data.item_ids[c]) for c in codes]
@@ -466,7 +473,7 @@ def _store_batch(ctx: _ItemContext, codes: IntArray) -> int:
                 n_labels=n,
                 method="gold" if is_gold else method,
                 model_version=str(ctx.data.model_version) if ctx.model_of[code] >= 0 else "",
-                votes=_votes(ctx, code),
+                votes=_gold_votes(ctx, code) if is_gold else _votes(ctx, code),
                 is_complete=was_complete or close or not bool(ctx.data.is_open[code]),
                 priority=priority,
             )

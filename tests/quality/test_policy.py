@@ -30,8 +30,8 @@ POLICY = Policy(min_labels=2, max_labels=5, target_confidence=0.95)
         (2, 0.94, False, False),
         (4, 0.50, False, False),
         (5, 0.50, False, True),  # max_labels
-        (3, 1.00, True, False),  # gold never closes by consensus ...
-        (5, 1.00, True, True),  # ... only at max_labels
+        (3, 1.00, True, False),  # gold never closes: it scores workers ...
+        (50, 1.00, True, False),  # ... every one of them
     ],
 )
 def test_should_close(n: int, confidence: float, gold: bool, closes: bool) -> None:

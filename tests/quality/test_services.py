@@ -67,28 +67,31 @@ def test_disagreement_stays_open_until_max_labels() -> None:
     assert final.confidence == pytest.approx(0.85)
 
 
-def test_gold_items_never_close_by_consensus() -> None:
+def test_gold_items_never_close_and_their_labels_are_judged_at_once() -> None:
     campaign, _ = text_campaign(min_labels=1, max_labels=3)
     (item,) = add_items(campaign, 1, gold={0: "no"})
-    crowd = workers(3)
-    answer(item, crowd[0], "yes")
-    answer(item, crowd[1], "yes")
-    services.item_consensus_update(item_id=item.pk)
+    crowd = workers(4)
+    for worker, label in zip(crowd, ("yes", "yes", "no", "no"), strict=True):
+        answer(item, worker, label)
+        services.item_consensus_update(item_id=item.pk)
     decided = consensus(item)
     assert decided.label == "no"
     assert decided.method == "gold"
     assert decided.votes["gold"] is True
+    assert decided.n_labels == 4  # past max_labels: gold has no slot limit
     assert not decided.is_complete
     assert status(item) == ItemStatus.OPEN
-    answer(item, crowd[2], "no")
-    services.item_consensus_update(item_id=item.pk)
-    assert consensus(item).is_complete
     verdicts = selectors.annotation_verdicts(item_id=item.pk)
     assert sorted(verdicts.values()) == [
         (False, "disagrees_gold"),
         (False, "disagrees_gold"),
         (True, "agrees_gold"),
+        (True, "agrees_gold"),
     ]
+    first = item.annotations.order_by("id").first()
+    assert first is not None
+    only = selectors.annotation_verdicts(item_id=item.pk, annotation_ids=[first.pk])
+    assert only == {first.pk: (False, "disagrees_gold")}
 
 
 def test_verdicts_of_an_open_item() -> None:
@@ -259,3 +262,18 @@ def test_quality_refit_command(refitted: tuple) -> None:
 def test_refit_of_a_campaign_without_labels() -> None:
     campaign, _ = text_campaign(n_items=3)
     assert services.campaign_refit(campaign_id=campaign.pk) is None
+
+
+def test_refit_keeps_gold_items_open_and_scores_workers_on_them() -> None:
+    campaign, _ = text_campaign(min_labels=1, max_labels=3)
+    items = add_items(campaign, 30, gold={i: "yes" for i in range(10)})
+    crowd = workers(6)
+    simulated_crowd(campaign, items, crowd, accuracies=[0.9] * 6, per_item=3, seed=11)
+    assert services.campaign_refit(campaign_id=campaign.pk) is not None
+    gold = [consensus(i) for i in items[:10]]
+    assert {(c.label, c.method, c.is_complete) for c in gold} == {("yes", "gold", False)}
+    assert all(c.votes["annotators"] == [] for c in gold)
+    assert all(status(i) == ItemStatus.OPEN for i in items[:10])
+    skills = WorkerSkill.objects.filter(campaign_id=campaign.pk)
+    assert sum(s.gold_seen for s in skills) == 30
+    assert CampaignQuality.objects.get(campaign_id=campaign.pk).method == "one_coin_agreement"
