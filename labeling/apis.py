@@ -242,7 +242,7 @@ class ImportSummaryOutput(serializers.ModelSerializer[ImportJob]):
 
     class Meta:
         model = ImportJob
-        fields = (
+        fields: tuple[str, ...] = (
             "id",
             "campaign",
             "kind",
@@ -264,24 +264,10 @@ class ImportSummaryOutput(serializers.ModelSerializer[ImportJob]):
 
 
 class ImportOutput(ImportSummaryOutput):
-    class Meta:
-        model = ImportJob
-        fields = (
-            "id",
-            "campaign",
-            "kind",
-            "source_name",
-            "source_cid",
-            "status",
-            "total",
-            "processed",
-            "created",
-            "duplicates",
-            "rejected",
-            "error",
-            "created_at",
-            "finished_at",
-        )
+    """A job with every rejected file and its reason."""
+
+    class Meta(ImportSummaryOutput.Meta):
+        fields = (*ImportSummaryOutput.Meta.fields, "rejected")
 
 
 class ImportCreateApi(APIView):
