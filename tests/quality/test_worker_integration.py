@@ -7,7 +7,7 @@ asks for a full refit, which the worker runs too.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,9 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 
 @pytest.fixture
-def small_refits(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def small_refits(monkeypatch: pytest.MonkeyPatch) -> None:
     # Read by the worker process at start: its first refit after 12 labels instead of 50.
     monkeypatch.setenv("KYODO_QUALITY_REFIT_MIN_NEW_LABELS", "12")
-    yield
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 90.0) -> bool:
@@ -45,7 +44,7 @@ def test_confident_items_close_before_max_labels_and_a_refit_runs(
     celery_worker_process: Any,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    campaign, items = text_campaign(n_items=8, min_labels=1, max_labels=5, reward_per_label=3)
+    campaign, _ = text_campaign(n_items=8, min_labels=1, max_labels=5, reward_per_label=3)
     crowd = workers(4)
     clients = [client_for(w) for w in crowd]
     submitted = 0
