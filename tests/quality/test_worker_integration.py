@@ -64,8 +64,8 @@ def test_confident_items_close_before_max_labels_and_a_refit_runs(
             submitted += done.status_code == 201
             progressed = True
             # Let the worker decide before the next lease, as a human's pace would.
-            item_id = task.json()["item_id"]
-            wait_for(lambda item_id=item_id: ItemConsensus.objects.filter(item_id=item_id).exists())
+            decided = ItemConsensus.objects.filter(item_id=task.json()["item_id"])
+            wait_for(decided.exists)
         if not progressed:
             break
 
