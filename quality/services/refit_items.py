@@ -1,0 +1,246 @@
+"""The item side of a full refit: every labeled item's consensus, closes and queue priorities.
+
+Written in batches of `BATCH` items, each in its own transaction with the batch's consensus rows
+locked; an item labeled after the answers were read is left to its own per-item update.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.db import transaction
+
+from core.tasks import enqueue_on_commit
+from labeling import services as labeling_services
+from labeling.models import Campaign
+from quality.aggregation._numeric import FloatArray, IntArray, decide
+from quality.aggregation.campaign import (
+    CampaignFit,
+    live_parameters,
+    live_scores,
+    scores_to_posteriors,
+)
+from quality.aggregation.policy import (
+    answer_weights,
+    queue_priority,
+    runner_up_of,
+    should_close,
+)
+
+from ..models import ItemConsensus
+from .campaign_data import CampaignArrays
+from .consensus import policy_of, votes_payload
+
+BATCH = 1000
+
+
+def store_items(
+    *, campaign: Campaign, data: CampaignArrays, fit: CampaignFit, new_model: bool
+) -> int:
+    """Write every labeled item's consensus; close the ones now confident; re-prioritise the rest.
+
+    Items that received a label after the answers were read are left to their own (queued)
+    per-item update, which will use the parameters just stored.
+    """
+    answers = data.answers
+    live = live_parameters(fit)
+    with_model = live.model is not None and data.model_items.size > 0
+    model_items = data.model_items if with_model else None
+    model_labels = data.model_labels if with_model else None
+    scores, crowd_scores = live_scores(
+        answers, fit, model_items=model_items, model_labels=model_labels
+    )
+    posteriors = scores_to_posteriors(scores, answers)
+    crowd = scores_to_posteriors(crowd_scores, answers)
+    chosen = decide(posteriors, class_priors=live.class_priors)
+    runner_up = runner_up_of(posteriors, chosen)
+    weights = answer_weights(
+        worker_idx=answers.worker_idx,
+        item_idx=answers.item_idx,
+        label_idx=answers.label_idx,
+        confusions=live.confusions,
+        chosen=chosen,
+        runner_up=runner_up,
+        temperature=live.temperature,
+    )
+    model_of = np.full(answers.n_items, -1, dtype=np.intp)
+    if model_items is not None and model_labels is not None:
+        model_of[model_items] = model_labels
+    n_labels = np.bincount(answers.item_idx, minlength=answers.n_items)
+    gold_of = np.full(answers.n_items, -1, dtype=np.intp)
+    gold_of[answers.gold_item_idx] = answers.gold_label_idx
+    order = np.argsort(answers.item_idx, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(n_labels)])
+    context = _ItemContext(
+        data=data,
+        fit=fit,
+        posteriors=posteriors,
+        crowd=crowd,
+        chosen=chosen,
+        runner_up=runner_up,
+        weights=weights,
+        model_of=model_of,
+        n_labels=n_labels,
+        gold_of=gold_of,
+        order=order,
+        starts=starts,
+        campaign=campaign,
+    )
+    labeled = np.flatnonzero(n_labels > 0)
+    closed = 0
+    for start in range(0, labeled.size, BATCH):
+        closed += _store_batch(context, labeled[start : start + BATCH])
+    if new_model and model_items is not None:
+        _prioritise_unlabeled(context, model_items[n_labels[model_items] == 0])
+    return closed
+
+
+@dataclass(frozen=True)
+class _ItemContext:
+    data: CampaignArrays
+    fit: CampaignFit
+    posteriors: FloatArray
+    crowd: FloatArray
+    chosen: IntArray
+    runner_up: IntArray
+    weights: FloatArray
+    model_of: IntArray
+    n_labels: IntArray
+    gold_of: IntArray
+    order: IntArray
+    starts: IntArray
+    campaign: Campaign
+
+
+def _votes(ctx: _ItemContext, code: int) -> dict[str, Any]:
+    answers = ctx.data.answers
+    classes = ctx.data.classes
+    live = live_parameters(ctx.fit)
+    rows = ctx.order[ctx.starts[code] : ctx.starts[code + 1]]
+    chosen = int(ctx.chosen[code])
+    runner_up = int(ctx.runner_up[code])
+    model = None
+    if ctx.model_of[code] >= 0 and live.model is not None:
+        label = int(ctx.model_of[code])
+        log_model = np.log(live.model)
+        weight = live.temperature * (log_model[chosen, label] - log_model[runner_up, label])
+        model = (ctx.data.model_version, classes[label], float(weight))
+    priors = live.class_priors
+    return votes_payload(
+        classes=classes,
+        posterior=ctx.posteriors[code],
+        chosen=chosen,
+        runner_up=runner_up,
+        prior_weight=float(np.log(priors[chosen]) - np.log(priors[runner_up])),
+        annotators=[
+            (
+                int(ctx.data.worker_ids[answers.worker_idx[r]]),
+                classes[int(answers.label_idx[r])],
+                float(ctx.weights[r]),
+            )
+            for r in rows
+        ],
+        model=model,
+        temperature=live.temperature,
+        calibrated=ctx.fit.calibrated,
+        gold=bool(ctx.gold_of[code] >= 0),
+    )
+
+
+def _gold_votes(ctx: _ItemContext, code: int) -> dict[str, Any]:
+    # No annotator list: every contributor may meet a gold item.
+    classes = list(ctx.data.classes)
+    posterior = [1.0 if i == ctx.gold_of[code] else 0.0 for i in range(len(classes))]
+    return {"classes": classes, "posterior": posterior, "gold": True, "annotators": []}
+
+
+@transaction.atomic
+def _store_batch(ctx: _ItemContext, codes: IntArray) -> int:
+    ids = [int(ctx.data.item_ids[c]) for c in codes]
+    current = {
+        row[0]: row[1:]
+        for row in ItemConsensus.objects.select_for_update()
+        .filter(item_id__in=ids)
+        .values_list("item_id", "n_labels", "is_complete", "priority")
+    }
+    policy = policy_of(ctx.campaign)
+    method = ctx.fit.method if ctx.fit.calibrated else "one_coin_agreement"
+    rows, to_close, to_prioritise, stale = [], [], [], []
+    for code, item_id in zip(codes.tolist(), ids, strict=True):
+        n = int(ctx.n_labels[code])
+        seen_labels, was_complete, old_priority = current.get(item_id, (0, False, None))
+        if seen_labels > n:
+            stale.append(item_id)  # labeled after the read: its own update is queued
+            continue
+        is_gold = bool(ctx.gold_of[code] >= 0)
+        chosen = int(ctx.chosen[code])
+        confidence = float(ctx.posteriors[code, chosen])
+        is_open = bool(ctx.data.is_open[code]) and not was_complete
+        close = is_open and should_close(
+            policy=policy, n_labels=n, confidence=confidence, is_gold=is_gold
+        )
+        priority = old_priority
+        if is_open and not close and not is_gold:
+            model = int(ctx.model_of[code])
+            priority = queue_priority(
+                confidence=confidence,
+                model_disagrees=model >= 0 and model != int(np.argmax(ctx.crowd[code])),
+                labeled=True,
+            )
+            if priority != old_priority:
+                to_prioritise.append((item_id, priority))
+        if close:
+            to_close.append(item_id)
+        rows.append(
+            ItemConsensus(
+                item_id=item_id,
+                campaign_id=ctx.campaign.pk,
+                label=ctx.data.classes[chosen],
+                confidence=confidence,
+                n_labels=n,
+                method="gold" if is_gold else method,
+                model_version=str(ctx.data.model_version) if ctx.model_of[code] >= 0 else "",
+                votes=_gold_votes(ctx, code) if is_gold else _votes(ctx, code),
+                is_complete=was_complete or close or not bool(ctx.data.is_open[code]),
+                priority=priority,
+            )
+        )
+    ItemConsensus.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["item_id"],
+        update_fields=[
+            "label",
+            "confidence",
+            "n_labels",
+            "method",
+            "model_version",
+            "votes",
+            "is_complete",
+            "priority",
+            "updated_at",
+        ],
+    )
+    for item_id in to_close:
+        labeling_services.item_complete(item_id=item_id)
+        enqueue_on_commit("rewards.account_item", item_id)
+    for item_id, priority in to_prioritise:
+        labeling_services.item_set_priority(item_id=item_id, priority=priority)
+    for item_id in stale:
+        enqueue_on_commit("quality.update_item", item_id)
+    return len(to_close)
+
+
+def _prioritise_unlabeled(ctx: _ItemContext, codes: IntArray) -> None:
+    """Items nobody labeled yet, ordered by how sure a new model is of them (least sure first)."""
+    for code in codes.tolist():
+        if ctx.data.is_open[code] and ctx.gold_of[code] < 0:
+            confidence = float(ctx.posteriors[code].max())
+            labeling_services.item_set_priority(
+                item_id=int(ctx.data.item_ids[code]),
+                priority=queue_priority(
+                    confidence=confidence, model_disagrees=False, labeled=False
+                ),
+            )
