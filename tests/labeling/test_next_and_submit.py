@@ -206,43 +206,38 @@ def test_media_errors_are_json(campaign: Campaign, contributor: User) -> None:
     assert missing.json()["error"]["code"] == "blob_not_found"
 
 
-def test_gold_items_are_mixed_in_at_gold_ratio_and_never_fill_up(requester: User) -> None:
+def test_gold_items_are_mixed_in_at_gold_ratio_and_never_fill_up(
+    requester: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
     campaign = CampaignFactory.create(owner=requester, min_labels=3, max_labels=3, gold_ratio=0.5)
     items = add_images(campaign, 5)
     gold_ids = {items[0].pk, items[1].pk}
     Item.objects.filter(pk__in=gold_ids).update(gold_label="cat")
-    # Always serve gold when asked: every worker meets both gold items, beyond max_labels.
-    Campaign.objects.filter(pk=campaign.pk).update(gold_ratio=0.5)
     import labeling.services.leases as leases
 
+    # The draw always says "gold": every worker meets both gold items, beyond max_labels.
+    monkeypatch.setattr(leases.random, "random", lambda: 0.0)
     for n in range(5):
-        worker = UserFactory.create()
-        client = client_for(worker)
+        client = client_for(UserFactory.create())
         served = []
         for _ in range(2):
-            original = leases.random.random
-            leases.random.random = lambda: 0.0  # type: ignore[assignment]
-            try:
-                task = client.get(f"/api/campaigns/{campaign.pk}/next/").json()
-            finally:
-                leases.random.random = original  # type: ignore[assignment]
+            task = client.get(f"/api/campaigns/{campaign.pk}/next/").json()
             served.append(task["item_id"])
             done = client.post(
                 f"/api/items/{task['item_id']}/annotations/", {"label": "dog"}, format="json"
             )
             assert done.status_code == 201
         assert set(served) == gold_ids, n
+        # Gold exhausted for this worker: the regular queue serves the next item.
+        task = client.get(f"/api/campaigns/{campaign.pk}/next/").json()
+        assert task["item_id"] not in gold_ids
     for gold in Item.objects.filter(pk__in=gold_ids):
         assert gold.label_count == 5
         assert gold.status == "open"
-    # Once a worker has seen every gold item, the regular queue serves them as usual.
-    worker = UserFactory.create()
-    client = client_for(worker)
-    for _ in range(2):
-        task = client.get(f"/api/campaigns/{campaign.pk}/next/").json()
-        client.post(f"/api/items/{task['item_id']}/annotations/", {"label": "dog"}, format="json")
-    task = client.get(f"/api/campaigns/{campaign.pk}/next/").json()
-    assert task["item_id"] in {i.pk for i in items}
+    # The draw says "regular": no gold item is served while regular ones are left.
+    monkeypatch.setattr(leases.random, "random", lambda: 0.99)
+    client = client_for(UserFactory.create())
+    assert client.get(f"/api/campaigns/{campaign.pk}/next/").json()["item_id"] not in gold_ids
 
 
 def test_gold_items_are_not_served_without_a_gold_ratio(requester: User) -> None:
