@@ -104,6 +104,8 @@ def worker_params(
 
 def ensure_campaign_quality(*, campaign_id: int) -> None:
     """The campaign's row, created at the first submission with the first refit scheduled."""
+    if CampaignQuality.objects.filter(campaign_id=campaign_id).exists():
+        return  # the common case: one index lookup, no insert attempt (and no sequence value)
     CampaignQuality.objects.bulk_create(
         [
             CampaignQuality(
