@@ -111,3 +111,22 @@ def test_box_annotations_are_fused_closed_and_judged() -> None:
     # The campaign refit re-weights contributors by their box F1.
     summary = services.campaign_refit(campaign_id=campaign.pk)
     assert summary == {"workers": 3, "open_items": 0}
+
+
+@pytest.mark.django_db
+def test_the_annotation_api_accepts_boxes() -> None:
+    from ..conftest import client_for
+
+    campaign, (item,) = text_campaign(
+        classes=("cat", "dog"), n_items=1, task_type=TaskType.IMAGE_BBOX
+    )
+    (worker,) = workers(1)
+    client = client_for(worker)
+    assert client.get(f"/api/campaigns/{campaign.pk}/next/").json()["item_id"] == item.pk
+    bad = client.post(f"/api/items/{item.pk}/annotations/", {"label": [box(w=2)]}, format="json")
+    assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "invalid_boxes"
+    # Today the boxes travel as `label`; `{"boxes": [...]}` once the API passes it through.
+    done = client.post(f"/api/items/{item.pk}/annotations/", {"label": [box()]}, format="json")
+    assert done.status_code == 201, done.content
+    assert item.annotations.get().value == {"boxes": [box()]}
