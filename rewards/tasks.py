@@ -50,3 +50,9 @@ def tick() -> None:
     services.outbox_process()
     services.settle_tick()
     services.outbox_process()
+
+
+@shared_task(name="rewards.resolve_pending", time_limit=300, soft_time_limit=240)
+def resolve_pending() -> tuple[int, int]:
+    """Held rewards of workers judged since: accepted for the trusted, rejected for spammers."""
+    return services.rewards_resolve_all_pending()

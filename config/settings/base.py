@@ -202,6 +202,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BEAT_SCHEDULE = {
     "expire-leases": {"task": "labeling.expire_leases", "schedule": 60.0},
     "ensure-pins": {"task": "storage.ensure_pins", "schedule": 60.0},
+    "resolve-pending-rewards": {"task": "rewards.resolve_pending", "schedule": 300.0},
 }
 
 # Kyodo.

@@ -16,7 +16,12 @@ from .epochs import (
     epoch_submit,
     settle_tick,
 )
-from .ledger import rewards_account_completed, rewards_account_item
+from .ledger import (
+    rewards_account_completed,
+    rewards_account_item,
+    rewards_resolve_all_pending,
+    rewards_resolve_pending,
+)
 from .outbox import chain_tx_ensure, chain_tx_retry, chain_tx_wait, outbox_process
 from .watcher import chain_watch, wallet_claim_record
 
@@ -41,6 +46,8 @@ __all__ = [
     "outbox_process",
     "rewards_account_completed",
     "rewards_account_item",
+    "rewards_resolve_all_pending",
+    "rewards_resolve_pending",
     "settle_tick",
     "wallet_claim_record",
 ]

@@ -12,36 +12,78 @@ from ..models import RewardEntry, RewardStatus
 
 @transaction.atomic
 def rewards_account_item(*, item_id: int) -> int:
-    """Write a ledger entry for every annotation of a closed item; returns how many were new.
+    """Write a ledger entry for every decided annotation of an item; returns how many were new.
 
-    Exactly once per annotation (unique annotation_id), so reruns and late labels are safe.
-    An annotation earns the campaign's reward_per_label when it agrees with the consensus.
+    Exactly once per annotation (unique annotation_id), so reruns and late labels are safe. The
+    quality engine decides each annotation (`quality.selectors.annotation_verdicts`): accepted
+    when it agrees with the consensus (or a gold item's known label) and its worker is in good
+    standing; rejected when it disagrees or its worker is suspended; held PENDING while its worker
+    is unproven (`rewards_resolve_pending` settles those later); not written while the item is open.
     """
-    consensus = quality_selectors.item_consensus(item_id=item_id)
-    if consensus is None or not consensus.is_complete:
-        return 0
     item = labeling_selectors.item_get(item_id=item_id)
     reward = item.campaign.reward_per_label or 0
     already = set(
         RewardEntry.objects.filter(item_id=item_id).values_list("annotation_id", flat=True)
     )
-    entries = [
-        RewardEntry(
-            worker_id=annotation.worker_id,
-            campaign_id=item.campaign_id,
-            item_id=item_id,
-            annotation_id=annotation.pk,
-            amount=reward,
-            status=RewardStatus.ACCEPTED
-            if annotation.label == consensus.label
-            else RewardStatus.REJECTED,
-            reason="agrees" if annotation.label == consensus.label else "disagrees",
+    verdicts = quality_selectors.annotation_verdicts(item_id=item_id)
+    entries = []
+    for annotation in labeling_selectors.item_annotations(item_id=item_id):
+        accepted, reason = verdicts.get(annotation.pk, (False, "item_open"))
+        if annotation.pk in already or reason == "item_open":
+            continue
+        if accepted:
+            status = RewardStatus.ACCEPTED
+        elif reason == "worker_unproven":
+            status = RewardStatus.PENDING
+        else:
+            status = RewardStatus.REJECTED
+        entries.append(
+            RewardEntry(
+                worker_id=annotation.worker_id,
+                campaign_id=item.campaign_id,
+                item_id=item_id,
+                annotation_id=annotation.pk,
+                amount=reward,
+                status=status,
+                reason=reason,
+            )
         )
-        for annotation in labeling_selectors.item_annotations(item_id=item_id)
-        if annotation.pk not in already
-    ]
     RewardEntry.objects.bulk_create(entries, ignore_conflicts=True)
     return len(entries)
+
+
+def rewards_resolve_pending(*, campaign_id: int) -> tuple[int, int]:
+    """Settle the campaign's PENDING entries once their workers are judged: (accepted, rejected).
+
+    A worker now trusted gets its held rewards accepted; a suspended one (a detected spammer) gets
+    them rejected; a worker still on probation keeps them pending.
+    """
+    pending = RewardEntry.objects.filter(
+        campaign_id=campaign_id, status=RewardStatus.PENDING, epoch__isnull=True
+    )
+    workers = set(pending.values_list("worker_id", flat=True).distinct())
+    if not workers:
+        return 0, 0
+    statuses = quality_selectors.worker_statuses(campaign_id=campaign_id, worker_ids=workers)
+    trusted = [w for w, status in statuses.items() if status == "trusted"]
+    suspended = [w for w, status in statuses.items() if status == "suspended"]
+    accepted = pending.filter(worker_id__in=trusted).update(
+        status=RewardStatus.ACCEPTED, reason="agrees"
+    )
+    rejected = pending.filter(worker_id__in=suspended).update(
+        status=RewardStatus.REJECTED, reason="worker_suspended"
+    )
+    return accepted, rejected
+
+
+def rewards_resolve_all_pending() -> tuple[int, int]:
+    campaigns = (
+        RewardEntry.objects.filter(status=RewardStatus.PENDING)
+        .values_list("campaign_id", flat=True)
+        .distinct()
+    )
+    totals = [rewards_resolve_pending(campaign_id=c) for c in list(campaigns)]
+    return sum(a for a, _ in totals), sum(r for _, r in totals)
 
 
 def rewards_account_completed(*, after_id: int = 0, batch: int = 1000) -> int:

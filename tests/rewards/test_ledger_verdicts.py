@@ -1,0 +1,125 @@
+"""The ledger follows the quality engine's verdict on each annotation."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import User
+from labeling.models import Annotation, Assignment, Campaign, Item, ItemStatus
+from quality.models import CampaignQuality, ItemConsensus, WorkerSkill
+from rewards.models import RewardEntry, RewardStatus
+from rewards.services import rewards_account_item, rewards_resolve_pending
+
+from ..factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def label(item: Item, worker: User, value: str) -> Annotation:
+    from django.utils import timezone
+
+    lease = Assignment.objects.create(
+        item=item,
+        worker=worker,
+        campaign=item.campaign,
+        status="submitted",
+        leased_until=timezone.now(),
+    )
+    return Annotation.objects.create(
+        item=item, worker=worker, assignment=lease, value={"label": value}, label=value
+    )
+
+
+def closed_item(campaign: Campaign, labels: dict[User, str], decided: str) -> Item:
+    item = Item.objects.create(
+        campaign=campaign,
+        cid=f"bafkrei{Item.objects.count():052d}",
+        media_type="image/png",
+        status=ItemStatus.COMPLETE,
+    )
+    for worker, value in labels.items():
+        label(item, worker, value)
+    ItemConsensus.objects.create(
+        item_id=item.pk,
+        campaign_id=campaign.pk,
+        label=decided,
+        confidence=0.97,
+        n_labels=len(labels),
+        method="test",
+        is_complete=True,
+    )
+    return item
+
+
+def entries(item: Item) -> dict[int, tuple[str, str]]:
+    return {e.worker_id: (e.status, e.reason) for e in RewardEntry.objects.filter(item_id=item.pk)}
+
+
+def test_agreeing_labels_paid_disagreeing_rejected_once(campaign: Campaign) -> None:
+    a, b, c = (UserFactory.create() for _ in range(3))
+    item = closed_item(campaign, {a: "cat", b: "cat", c: "dog"}, decided="cat")
+    assert rewards_account_item(item_id=item.pk) == 3
+    assert entries(item) == {
+        a.pk: ("accepted", "agrees"),
+        b.pk: ("accepted", "agrees"),
+        c.pk: ("rejected", "disagrees"),
+    }
+    assert rewards_account_item(item_id=item.pk) == 0  # exactly once
+    assert {e.amount for e in RewardEntry.objects.all()} == {campaign.reward_per_label}
+
+
+def test_open_items_write_nothing_but_gold_items_are_judged_at_once(campaign: Campaign) -> None:
+    a, b = UserFactory.create(), UserFactory.create()
+    open_item = Item.objects.create(
+        campaign=campaign, cid="bafkrei" + "1" * 52, media_type="image/png"
+    )
+    label(open_item, a, "cat")
+    ItemConsensus.objects.create(
+        item_id=open_item.pk,
+        campaign_id=campaign.pk,
+        label="cat",
+        confidence=0.5,
+        n_labels=1,
+        method="test",
+    )
+    assert rewards_account_item(item_id=open_item.pk) == 0
+    gold = Item.objects.create(
+        campaign=campaign, cid="bafkrei" + "2" * 52, media_type="image/png", gold_label="dog"
+    )
+    label(gold, a, "dog")
+    label(gold, b, "bird")
+    ItemConsensus.objects.create(
+        item_id=gold.pk,
+        campaign_id=campaign.pk,
+        label="dog",
+        confidence=1.0,
+        n_labels=2,
+        method="gold",
+    )
+    assert rewards_account_item(item_id=gold.pk) == 2
+    assert entries(gold) == {
+        a.pk: ("accepted", "agrees_gold"),
+        b.pk: ("rejected", "disagrees_gold"),
+    }
+
+
+def test_unproven_workers_wait_then_trusted_paid_and_spammers_rejected(campaign: Campaign) -> None:
+    honest, spammer, suspended = (UserFactory.create() for _ in range(3))
+    CampaignQuality.objects.create(campaign_id=campaign.pk, calibrated=True)
+    WorkerSkill.objects.create(worker=suspended, campaign_id=campaign.pk, status="suspended")
+    item = closed_item(campaign, {honest: "cat", spammer: "cat", suspended: "cat"}, decided="cat")
+    rewards_account_item(item_id=item.pk)
+    assert entries(item) == {
+        honest.pk: ("pending", "worker_unproven"),
+        spammer.pk: ("pending", "worker_unproven"),
+        suspended.pk: ("rejected", "worker_suspended"),
+    }
+    WorkerSkill.objects.create(worker=honest, campaign_id=campaign.pk, status="trusted")
+    WorkerSkill.objects.create(worker=spammer, campaign_id=campaign.pk, status="suspended")
+    assert rewards_resolve_pending(campaign_id=campaign.pk) == (1, 1)
+    assert entries(item) == {
+        honest.pk: ("accepted", "agrees"),
+        spammer.pk: ("rejected", "worker_suspended"),
+        suspended.pk: ("rejected", "worker_suspended"),
+    }
+    assert RewardEntry.objects.filter(status=RewardStatus.PENDING).count() == 0
