@@ -243,3 +243,24 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label or self.value} on item {self.item_id} by {self.worker_id}"
+
+
+class WorkerBlock(models.Model):
+    """A worker barred from one campaign (the quality engine's suspension of a spammer).
+
+    Kept here, in labeling, so next-task can refuse a blocked worker without importing the
+    quality engine, which sits downstream (`labeling.services.worker_block`).
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    worker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["worker", "campaign"], name="worker_block_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"worker {self.worker_id} blocked from campaign {self.campaign_id}"

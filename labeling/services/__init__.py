@@ -1,6 +1,7 @@
 """Writes of the labeling app. Other apps call these, never the models."""
 
 from .annotations import annotation_submit
+from .blocks import worker_block, worker_unblock
 from .campaigns import campaign_create, campaign_set_status
 from .imports import import_job_create, import_job_run
 from .ingest import UploadResult, items_upload
@@ -19,4 +20,6 @@ __all__ = [
     "items_upload",
     "leases_expire",
     "task_lease_next",
+    "worker_block",
+    "worker_unblock",
 ]

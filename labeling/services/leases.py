@@ -25,6 +25,7 @@ from accounts.models import User
 from core.errors import Conflict
 
 from ..models import Assignment, AssignmentStatus, Campaign, CampaignStatus, Item, ItemStatus
+from .blocks import worker_check_not_blocked
 
 MAX_ATTEMPTS = 8
 RECLAIM_BATCH = 500
@@ -117,6 +118,7 @@ def task_lease_next(*, campaign: Campaign, worker: User) -> Assignment | None:
     """The worker's current lease in this campaign, or a new one; None when nothing is left."""
     if campaign.status != CampaignStatus.ACTIVE:
         raise Conflict(f"campaign is {campaign.status}", code="campaign_not_active")
+    worker_check_not_blocked(campaign_id=campaign.pk, worker_id=worker.pk)
     reclaimed = False
     for _ in range(MAX_ATTEMPTS):
         try:

@@ -248,3 +248,19 @@ def test_gold_items_are_not_served_without_a_gold_ratio(requester: User) -> None
         client_for(UserFactory.create()).get(f"/api/campaigns/{campaign.pk}/next/").status_code
         == 204
     )
+
+
+def test_a_blocked_worker_gets_a_clear_403(campaign: Campaign, contributor: User) -> None:
+    from labeling.services import worker_block, worker_unblock
+
+    add_images(campaign, 2)
+    worker_block(campaign_id=campaign.pk, worker_id=contributor.pk, reason="answers look random")
+    response = client_for(contributor).get(f"/api/campaigns/{campaign.pk}/next/")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "worker_suspended"
+    assert "answers look random" in response.json()["error"]["message"]
+    other = CampaignFactory.create(owner=campaign.owner)
+    add_images(other, 1)
+    assert client_for(contributor).get(f"/api/campaigns/{other.pk}/next/").status_code == 200
+    worker_unblock(campaign_id=campaign.pk, worker_id=contributor.pk)
+    assert client_for(contributor).get(f"/api/campaigns/{campaign.pk}/next/").status_code == 200
