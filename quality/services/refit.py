@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from core.tasks import enqueue_on_commit
 from labeling import selectors as labeling_selectors
+from labeling import services as labeling_services
 from labeling.models import Campaign, TaskType
 from quality.aggregation._numeric import FloatArray
 from quality.aggregation.answers import Answers
@@ -191,6 +192,11 @@ def _store_workers(*, campaign_id: int, data: CampaignArrays, fit: CampaignFit) 
             WorkerSkill.objects.filter(campaign_id=campaign_id, worker_id__in=newly).update(
                 status_reason=reason, suspended_at=now
             )
+            # Next-task lives upstream in labeling: bar the worker there, through its door.
+            for worker_id in newly:
+                labeling_services.worker_block(
+                    campaign_id=campaign_id, worker_id=worker_id, reason=reason
+                )
 
 
 def _status(before: str | None, *, spammer: bool, trusted: bool) -> tuple[str, bool, bool]:

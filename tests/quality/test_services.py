@@ -157,6 +157,11 @@ def test_refit_suspends_spammers_and_trusts_good_workers(refitted: tuple) -> Non
     assert raised.value.code == "worker_suspended"
     assert raised.value.status_code == 403
     assert "suspended" in raised.value.message
+    # ... and next-task, upstream in labeling, refuses exactly the suspended workers.
+    from labeling.models import WorkerBlock
+
+    blocked = set(WorkerBlock.objects.filter(campaign=campaign).values_list("worker_id", flat=True))
+    assert blocked == {w.pk for w in suspended}
     mine = selectors.worker_status(worker_id=good[0].pk, campaign_id=campaign.pk)
     assert mine.status == WorkerStatus.TRUSTED
     assert mine.may_label
