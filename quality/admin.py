@@ -1,5 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
+from . import services
 from .models import CampaignQuality, ItemConsensus, ItemPrediction, ModelVersion, WorkerSkill
 
 
@@ -20,7 +23,10 @@ class ItemConsensusAdmin(admin.ModelAdmin[ItemConsensus]):
 
 @admin.register(WorkerSkill)
 class WorkerSkillAdmin(admin.ModelAdmin[WorkerSkill]):
-    """Staff lift a suspension here by setting the status back to probation or trusted."""
+    """Staff lift a suspension with the "Lift the suspension" action (status alone is not enough:
+    next-task reads labeling's block list, which the action clears too)."""
+
+    actions = ("lift_suspension",)
 
     list_display = (
         "worker",
@@ -36,6 +42,14 @@ class WorkerSkillAdmin(admin.ModelAdmin[WorkerSkill]):
     list_filter = ("status",)
     raw_id_fields = ("worker",)
     show_full_result_count = False
+
+    @admin.action(description="Lift the suspension (back on probation)")
+    def lift_suspension(self, request: HttpRequest, queryset: QuerySet[WorkerSkill]) -> None:
+        lifted = sum(
+            services.worker_reinstate(worker_id=skill.worker_id, campaign_id=skill.campaign_id)
+            for skill in queryset
+        )
+        self.message_user(request, f"{lifted} suspension(s) lifted.", messages.SUCCESS)
 
 
 @admin.register(CampaignQuality)

@@ -182,6 +182,7 @@ def _store_workers(*, campaign_id: int, data: CampaignArrays, fit: CampaignFit) 
         fields = ["accuracy", "confusion", "answers", "gold_seen", "gold_passed", "spam_score"]
         fields += ["informative", "status", "updated_at"]
         newly = [r.worker_id for r in rows if r.suspended_at is not None]
+        suspended = [r.worker_id for r in rows if r.status == WorkerStatus.SUSPENDED]
         WorkerSkill.objects.bulk_create(
             rows,
             update_conflicts=True,
@@ -191,6 +192,11 @@ def _store_workers(*, campaign_id: int, data: CampaignArrays, fit: CampaignFit) 
         if newly:
             WorkerSkill.objects.filter(campaign_id=campaign_id, worker_id__in=newly).update(
                 status_reason=reason, suspended_at=now
+            )
+        # Next-task reads labeling's own block list (it cannot import quality); idempotent.
+        for worker_id in suspended:
+            labeling_services.worker_block(
+                campaign_id=campaign_id, worker_id=worker_id, reason=reason
             )
             # Next-task lives upstream in labeling: bar the worker there, through its door.
             for worker_id in newly:

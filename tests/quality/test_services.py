@@ -167,6 +167,12 @@ def test_refit_suspends_spammers_and_trusts_good_workers(refitted: tuple) -> Non
     assert mine.may_label
     assert mine.accuracy is not None
     assert mine.accuracy > 0.8
+    # Next-task refuses them (labeling's block list, which the refit keeps).
+    from labeling.services import task_lease_next
+
+    with pytest.raises(PermissionDenied) as refused:
+        task_lease_next(campaign=campaign, worker=spammer)
+    assert refused.value.code == "worker_suspended"
     # Suspension is sticky across refits.
     CampaignQuality.objects.filter(campaign_id=campaign.pk).update(refit_claimed_until=None)
     services.campaign_refit(campaign_id=campaign.pk)
@@ -282,3 +288,16 @@ def test_refit_keeps_gold_items_open_and_scores_workers_on_them() -> None:
     skills = WorkerSkill.objects.filter(campaign_id=campaign.pk)
     assert sum(s.gold_seen for s in skills) == 30
     assert CampaignQuality.objects.get(campaign_id=campaign.pk).method == "one_coin_agreement"
+
+
+def test_staff_lift_a_suspension(refitted: tuple) -> None:
+    campaign, _, _, _ = refitted
+    spammer_id = selectors.suspended_workers(campaign_id=campaign.pk)[0]
+    assert services.worker_reinstate(worker_id=spammer_id, campaign_id=campaign.pk)
+    assert selectors.worker_may_label(worker_id=spammer_id, campaign_id=campaign.pk)
+    status_now = selectors.worker_status(worker_id=spammer_id, campaign_id=campaign.pk)
+    assert status_now.status == WorkerStatus.PROBATION
+    from labeling.models import WorkerBlock
+
+    assert not WorkerBlock.objects.filter(worker_id=spammer_id, campaign_id=campaign.pk).exists()
+    assert not services.worker_reinstate(worker_id=spammer_id, campaign_id=campaign.pk)
