@@ -36,11 +36,18 @@ def need_service(name: str, reason: str) -> None:
 @pytest.fixture(autouse=True)
 def _celery_mode_restored() -> Iterator[None]:
     """A test that switches Celery to a real broker must not leak that into the next test."""
+    from celery import _state
+
     from config.celery import app
 
     eager = app.conf.task_always_eager
     yield
     app.conf.task_always_eager = eager
+    # A test that builds its own Celery app (a beat stand-in) makes it the current one; tasks
+    # enqueued by name afterwards would go to it instead of running eagerly on ours.
+    current = getattr(_state, "get_current_app")()  # noqa: B009 - absent from celery-types
+    if current is not app:
+        app.set_current()
 
 
 @pytest.fixture(autouse=True)

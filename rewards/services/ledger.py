@@ -25,11 +25,17 @@ def rewards_account_item(*, item_id: int) -> int:
     already = set(
         RewardEntry.objects.filter(item_id=item_id).values_list("annotation_id", flat=True)
     )
-    verdicts = quality_selectors.annotation_verdicts(item_id=item_id)
+    todo = labeling_selectors.item_annotations(item_id=item_id).exclude(pk__in=already)
+    if not todo.exists():
+        return 0
+    # Only the annotations not yet accounted: a gold item is accounted on every label it gets.
+    verdicts = quality_selectors.annotation_verdicts(
+        item_id=item_id, annotation_ids=todo.values_list("pk", flat=True)
+    )
     entries = []
-    for annotation in labeling_selectors.item_annotations(item_id=item_id):
+    for annotation in todo:
         accepted, reason = verdicts.get(annotation.pk, (False, "item_open"))
-        if annotation.pk in already or reason == "item_open":
+        if reason == "item_open":
             continue
         if accepted:
             status = RewardStatus.ACCEPTED
