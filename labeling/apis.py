@@ -215,7 +215,13 @@ class AnnotationCreateApi(APIView):
     class Input(StrictSerializer):
         # DRF's metaclass moves declared fields out of the class, so `label` shadows nothing at run
         # time; mypy only sees Field.label (the field's own caption attribute).
-        label = serializers.JSONField(help_text="the class name")  # type: ignore[assignment]
+        label = serializers.JSONField(  # type: ignore[assignment]
+            required=False, help_text="the class name (classification tasks)"
+        )
+        boxes = serializers.JSONField(
+            required=False,
+            help_text="image_bbox tasks: [{x, y, w, h, label}] in fractions of the image",
+        )
         duration_ms = serializers.IntegerField(min_value=0, max_value=86_400_000, required=False)
 
     @extend_schema_serializer(component_name="AnnotationOutput")
@@ -223,6 +229,7 @@ class AnnotationCreateApi(APIView):
         id = serializers.IntegerField()
         item_id = serializers.IntegerField()
         label = serializers.CharField()  # type: ignore[assignment]
+        value = serializers.JSONField()
         created_at = serializers.DateTimeField()
 
     @extend_schema(request=Input, responses={201: Output}, tags=["labeling"])

@@ -33,7 +33,7 @@ def normalize_schema(raw: Any, *, task_type: str) -> dict[str, Any]:
     """A canonical schema, or `ApplicationError(code="invalid_schema")` naming the problem."""
     # image_bbox values are validated below (`validate_boxes`); campaigns of that type open once
     # the annotation API passes `boxes` through (labeling/services/annotations.py).
-    if task_type in (TaskType.IMAGE_BBOX, TaskType.TEXT_SPANS):
+    if task_type == TaskType.TEXT_SPANS:
         raise ApplicationError(
             f"task type {task_type} is not available yet", code="unsupported_task_type"
         )
@@ -81,7 +81,7 @@ def validate_value(
 
     Classification: `label` is a class name; stored as `{"label": name}`. Bounding boxes
     (`image_bbox`): `boxes` is a list of `{x, y, w, h, label}`, see `validate_boxes`; stored as
-    `{"boxes": [...]}`. (Until the API passes `boxes`, a list sent as `label` is read as boxes.)
+    `{"boxes": [...]}`. (A list sent as `label` is read as boxes too.)
     """
     names = [c["name"] for c in schema["classes"]]
     if task_type == TaskType.IMAGE_BBOX:

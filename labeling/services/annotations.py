@@ -43,11 +43,18 @@ def assignment_get_for_update(*, worker: User, item_id: int) -> Assignment:
 
 @transaction.atomic
 def annotation_submit(
-    *, worker: User, item_id: int, label: object, duration_ms: int | None = None
+    *,
+    worker: User,
+    item_id: int,
+    label: object = None,
+    boxes: object = None,
+    duration_ms: int | None = None,
 ) -> Annotation:
     assignment = assignment_get_for_update(worker=worker, item_id=item_id)
     campaign = assignment.campaign
-    value = validate_value(task_type=campaign.task_type, schema=campaign.label_schema, label=label)
+    value = validate_value(
+        task_type=campaign.task_type, schema=campaign.label_schema, label=label, boxes=boxes
+    )
     annotation = Annotation.objects.create(
         item_id=item_id,
         worker=worker,

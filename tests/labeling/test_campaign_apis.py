@@ -55,7 +55,7 @@ def test_contributor_cannot_create_campaign(contributor: User) -> None:
         ({"reward_per_label": 1.5}, "reward_per_label"),
         ({"reward_per_label": "1e18"}, "reward_per_label"),
         ({"colour": "blue"}, "colour"),
-        ({"task_type": "image_bbox"}, "not available"),
+        ({"task_type": "text_spans"}, "not available"),
     ],
 )
 def test_bad_campaign_input_names_the_problem(

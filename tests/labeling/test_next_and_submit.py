@@ -264,3 +264,27 @@ def test_a_blocked_worker_gets_a_clear_403(campaign: Campaign, contributor: User
     assert client_for(contributor).get(f"/api/campaigns/{other.pk}/next/").status_code == 200
     worker_unblock(campaign_id=campaign.pk, worker_id=contributor.pk)
     assert client_for(contributor).get(f"/api/campaigns/{campaign.pk}/next/").status_code == 200
+
+
+def test_bounding_box_campaign_end_to_end(requester: User, contributor: User) -> None:
+    owner = client_for(requester)
+    created = owner.post(
+        "/api/campaigns/",
+        {"title": "Boxes", "task_type": "image_bbox", "label_schema": ["car", "person"]},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    campaign = Campaign.objects.get(pk=created.json()["id"])
+    add_images(campaign, 1)
+    client = client_for(contributor)
+    task = client.get(f"/api/campaigns/{campaign.pk}/next/").json()
+    url = f"/api/items/{task['item_id']}/annotations/"
+    assert client.post(url, {"label": "car"}, format="json").status_code == 400
+    outside = [{"x": 0.9, "y": 0.1, "w": 0.5, "h": 0.2, "label": "car"}]
+    assert client.post(url, {"boxes": outside}, format="json").status_code == 400
+    unknown = [{"x": 0.1, "y": 0.1, "w": 0.2, "h": 0.2, "label": "tree"}]
+    assert client.post(url, {"boxes": unknown}, format="json").status_code == 400
+    boxes = [{"x": 0.1, "y": 0.2, "w": 0.3, "h": 0.4, "label": "person"}]
+    done = client.post(url, {"boxes": boxes}, format="json")
+    assert done.status_code == 201, done.content
+    assert done.json()["value"]["boxes"][0]["label"] == "person"
