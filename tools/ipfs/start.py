@@ -155,6 +155,9 @@ def start(repo: Path, port: int | None = None, *, timeout: float = 90.0) -> Node
         raise NodeError(f"{JSIPFS} missing: run `npm ci --prefix {HERE}` first")
     repo = repo.resolve()
     port = port or free_port()
+    if api_answers(f"http://127.0.0.1:{port}", timeout=1.0):
+        # Another node holds the port: ours would fail to bind while that one answered for it.
+        raise NodeError(f"port {port} already has an IPFS API answering; stop that node first")
     init_repo(repo, port)
     _clear_stale_state(repo)
     api_url = f"http://127.0.0.1:{port}"
