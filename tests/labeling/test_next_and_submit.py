@@ -30,7 +30,8 @@ def add_images(campaign: Campaign, n: int, gold: str = "") -> list[Item]:
 
 def test_next_returns_a_lease_and_is_idempotent(campaign: Campaign, contributor: User) -> None:
     add_images(campaign, 3, gold="cat")
-    Campaign.objects.filter(pk=campaign.pk).update(gold_ratio=0.5)
+    # Every item is gold here, so the draw must always pick the gold queue.
+    Campaign.objects.filter(pk=campaign.pk).update(gold_ratio=1.0)
     campaign.refresh_from_db()
     client = client_for(contributor)
     first = client.get(f"/api/campaigns/{campaign.pk}/next/")
