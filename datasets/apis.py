@@ -13,13 +13,14 @@ from rest_framework.views import APIView
 from accounts.models import User
 from accounts.selectors import request_user
 from core.errors import ApplicationError, Conflict
+from core.jobs import JobStatus
 from core.serializers import StrictSerializer
 from labeling import selectors as labeling_selectors
 from labeling.services.campaigns import campaign_check_can_manage
 from storage.services import get_store
 
 from . import selectors, services
-from .models import Export, ExportStatus
+from .models import Export
 
 FORMATS = {"jsonl": ("application/x-ndjson", selectors.export_jsonl)}
 
@@ -106,9 +107,7 @@ class ExportOutput(serializers.ModelSerializer[Export]):
         )
 
     def get_download_url(self, obj: Export) -> str | None:
-        return (
-            f"/api/datasets/exports/{obj.pk}/download" if obj.status == ExportStatus.DONE else None
-        )
+        return f"/api/datasets/exports/{obj.pk}/download" if obj.status == JobStatus.DONE else None
 
 
 class ExportCreateApi(APIView):
@@ -144,7 +143,7 @@ class ExportDownloadApi(APIView):
     @extend_schema(responses={(200, "application/vnd.ipld.car"): bytes}, tags=["datasets"])
     def get(self, request: Request, export_id: int) -> StreamingHttpResponse:
         export = _export_for(request, export_id)
-        if export.status != ExportStatus.DONE:
+        if export.status != JobStatus.DONE:
             raise Conflict(f"export is {export.status}", code="export_not_ready")
         response = StreamingHttpResponse(
             get_store().open(export.cid), content_type="application/vnd.ipld.car"

@@ -4,16 +4,11 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from core.jobs import JobStatus
+
 
 class ExportKind(models.TextChoices):
     RAW_CAR = "raw_car", "Campaign raw data as a CARv1 archive"
-
-
-class ExportStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
 
 
 class Export(models.Model):
@@ -24,9 +19,7 @@ class Export(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
-    status = models.CharField(
-        max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED
-    )
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     # The collection's root (a UnixFS directory of every item) and the CAR file holding its DAG.
     root_cid = models.CharField(max_length=100, blank=True)
     cid = models.CharField(max_length=100, blank=True)

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from django.db import IntegrityError, OperationalError, transaction
-from django.utils import timezone
 
 from accounts.models import User
+from core.jobs import JobStatus, job_claim, job_done, job_fail
 from core.tasks import enqueue_on_commit
 from labeling import selectors as labeling_selectors
 from storage.car import write_car
@@ -19,7 +19,7 @@ from storage.directory import Entry, build_directory, dag_tsize
 from storage.services import blob_put_file, get_store, pin_ensure
 from storage.stores import ContentStore
 
-from .models import Export, ExportKind, ExportStatus
+from .models import Export, ExportKind
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_ATTEMPTS = 5
@@ -36,25 +36,12 @@ def export_request(*, campaign_id: int, user: User, kind: str = ExportKind.RAW_C
         return Export.objects.get(
             campaign_id=campaign_id,
             kind=kind,
-            status__in=[ExportStatus.QUEUED, ExportStatus.RUNNING],
+            status__in=[JobStatus.QUEUED, JobStatus.RUNNING],
         )
 
 
 def _fail(export: Export, reason: str) -> None:
-    Export.objects.filter(pk=export.pk).update(
-        status=ExportStatus.FAILED, error=reason[:2000], finished_at=timezone.now()
-    )
-
-
-def _claim(export_id: int) -> Export | None:
-    with transaction.atomic():
-        export = Export.objects.select_for_update().filter(pk=export_id).first()
-        if export is None or export.status in (ExportStatus.DONE, ExportStatus.FAILED):
-            return None
-        export.status = ExportStatus.RUNNING
-        export.attempts += 1
-        export.save(update_fields=["status", "attempts"])
-        return export
+    job_fail(export, reason[:2000])  # an exception's text can run long; the API shows it
 
 
 def _entry_name(item_id: int, filename: str, media_type: str) -> str:
@@ -107,7 +94,7 @@ def _build_raw_car(export: Export, folder: Path) -> tuple[str, Path, int]:
 
 def export_build(*, export_id: int) -> Export | None:
     """Build a queued export. Safe to rerun: a finished export is left alone."""
-    export = _claim(export_id)
+    export = job_claim(Export, export_id)
     if export is None:
         return None
     try:
@@ -124,11 +111,5 @@ def export_build(*, export_id: int) -> Export | None:
         _fail(export, f"{type(exc).__name__}: {exc}")
         raise
     pin_ensure(cid=blob.cid, kind="export")
-    export.root_cid = root
-    export.cid = blob.cid
-    export.size = blob.size
-    export.item_count = n_items
-    export.status = ExportStatus.DONE
-    export.finished_at = timezone.now()
-    export.save()
+    job_done(export, root_cid=root, cid=blob.cid, size=blob.size, item_count=n_items)
     return export

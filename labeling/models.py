@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from core.fields import TokenAmountField
+from core.jobs import JobStatus
 
 
 class TaskType(models.TextChoices):
@@ -79,11 +80,8 @@ class ImportKind(models.TextChoices):
     CIDS = "cids", "JSONL of existing CIDs"
 
 
-class ImportStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
+# Import jobs share their life cycle with every job row (core.jobs); the old name stays for callers.
+ImportStatus = JobStatus
 
 
 class ImportJob(models.Model):

@@ -164,7 +164,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "CampaignStatusEnum": "labeling.models.CampaignStatus",
         # Imports and exports share one life cycle (queued, running, done, failed).
-        "JobStatusEnum": "labeling.models.ImportStatus",
+        "JobStatusEnum": "core.jobs.JobStatus",
     },
 }
 

@@ -25,12 +25,13 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.errors import ApplicationError
+from core.jobs import job_claim, job_done, job_fail
 from core.tasks import enqueue_on_commit
 from storage.cid import is_cid
 from storage.services import blob_put_file, get_store
 from storage.validation import Rejected, TextRow, is_zip, iter_text_rows, open_zip
 
-from ..models import Campaign, ImportJob, ImportKind, ImportStatus, Item, ItemStatus, TaskType
+from ..models import Campaign, ImportJob, ImportKind, Item, ItemStatus, TaskType
 from .ingest import (
     Draft,
     UploadResult,
@@ -42,7 +43,8 @@ from .ingest import (
 )
 
 JOB_BATCH = 500
-LOCK_SECONDS = 300
+# A run's claim on its job; each committed batch renews it.
+LEASE = timedelta(seconds=300)
 MAX_REJECTED_LISTED = 100_000
 
 
@@ -78,22 +80,6 @@ def import_job_create(*, campaign: Campaign, user: User, upload: UploadedFile) -
     )
     enqueue_on_commit("labeling.run_import", job.pk)
     return job
-
-
-def _claim(job_id: int) -> ImportJob | None:
-    """Take the job for this run, unless it is finished or another run holds it."""
-    with transaction.atomic():
-        job = ImportJob.objects.select_for_update().filter(pk=job_id).first()
-        now = timezone.now()
-        if job is None or job.status in (ImportStatus.DONE, ImportStatus.FAILED):
-            return None
-        if job.locked_until is not None and job.locked_until > now:
-            return None
-        job.status = ImportStatus.RUNNING
-        job.attempts += 1
-        job.locked_until = now + timedelta(seconds=LOCK_SECONDS)
-        job.save(update_fields=["status", "attempts", "locked_until", "updated_at"])
-        return job
 
 
 def _copy_source(job: ImportJob, folder: Path) -> Path:
@@ -192,7 +178,7 @@ def _commit_batch(
     job.created += result.created
     job.duplicates += result.duplicates
     job.rejected = (job.rejected + rejected)[:MAX_REJECTED_LISTED]
-    job.locked_until = timezone.now() + timedelta(seconds=LOCK_SECONDS)
+    job.locked_until = timezone.now() + LEASE
     job.save(
         update_fields=[
             "processed",
@@ -211,24 +197,13 @@ def _finish(job: ImportJob) -> None:
         status=ItemStatus.OPEN
     )
     Campaign.objects.filter(pk=job.campaign_id).update(item_count=F("item_count") + opened)
-    job.status = ImportStatus.DONE
-    job.total = job.processed
-    job.locked_until = None
-    job.finished_at = timezone.now()
-    job.save(update_fields=["status", "total", "locked_until", "finished_at", "updated_at"])
+    job_done(job, total=job.processed, locked_until=None)
 
 
 @transaction.atomic
 def _fail(job: ImportJob, reason: str) -> None:
     Item.objects.filter(import_job=job, status=ItemStatus.STAGED).delete()
-    job.status = ImportStatus.FAILED
-    job.error = reason
-    job.created = 0
-    job.locked_until = None
-    job.finished_at = timezone.now()
-    job.save(
-        update_fields=["status", "error", "created", "locked_until", "finished_at", "updated_at"]
-    )
+    job_fail(job, reason, created=0, locked_until=None)
 
 
 def _durable_batches(
@@ -245,7 +220,7 @@ def _durable_batches(
 
 def import_job_run(*, job_id: int) -> ImportJob | None:
     """Run (or resume) an import. Safe to call twice: a finished or claimed job is left alone."""
-    job = _claim(job_id)
+    job = job_claim(ImportJob, job_id, lease=LEASE)
     if job is None:
         return None
     units = {

@@ -6,7 +6,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import User
-from datasets.models import Export, ExportStatus
+from core.jobs import JobStatus
+from datasets.models import Export
 from datasets.services import export_build, export_request
 from labeling.models import Campaign, Item
 from labeling.services import items_upload
@@ -81,7 +82,7 @@ def test_export_request_is_idempotent_while_in_flight(campaign: Campaign) -> Non
     assert first.pk == second.pk
     done = export_build(export_id=first.pk)
     assert done is not None
-    assert done.status == ExportStatus.DONE
+    assert done.status == JobStatus.DONE
     assert export_build(export_id=first.pk) is None  # a finished export is not rebuilt
     third = export_request(campaign_id=campaign.pk, user=campaign.owner)
     assert third.pk != first.pk
