@@ -165,6 +165,8 @@ SPECTACULAR_SETTINGS = {
         "CampaignStatusEnum": "labeling.models.CampaignStatus",
         # Imports and exports share one life cycle (queued, running, done, failed).
         "JobStatusEnum": "core.jobs.JobStatus",
+        # Else `kind` of an import collides with other `kind` enums (an unstable `KindC47Enum`).
+        "ImportKindEnum": "labeling.models.ImportKind",
     },
 }
 
