@@ -7,15 +7,9 @@ from .deploy import (
     chain_deployment_record,
     chain_state_forget,
 )
-from .epochs import (
-    epoch_advance,
-    epoch_fail,
-    epoch_open,
-    epoch_settle_now,
-    epoch_store_table,
-    epoch_submit,
-    settle_tick,
-)
+from .epoch_roots import epoch_fail, epoch_submit
+from .epoch_table import epoch_store_table
+from .epochs import epoch_advance, epoch_open, epoch_settle_now, settle_tick
 from .ledger import (
     rewards_account_completed,
     rewards_account_item,

@@ -25,13 +25,14 @@ recorded status; a step that finds the status moved on does nothing):
 A failed epoch (``submitRoot`` reverted, or a guardian revoked the root) releases its entries,
 which the next epoch takes again; nothing accepted is lost, and nothing is paid twice because a
 wallet's leaf is cumulative and the contract pays only ``leaf - claimed``.
+
+This module opens epochs and drives them; the table step is in ``epoch_table``, the chain steps
+and failing an epoch in ``epoch_roots``.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -42,45 +43,17 @@ from django.utils import timezone
 
 from core.amounts import sum_amounts
 from core.errors import Conflict, NotFound
-from core.tasks import enqueue_on_commit
 from labeling import selectors as labeling_selectors
-from storage.models import PinKind
-from storage.services import blob_put_bytes, pin_ensure
 
-from ..chain import RewardDistributorClient, RootStatus
-from ..merkle import StandardMerkleTree
-from ..models import (
-    ChainTx,
-    ChainTxKind,
-    ChainTxStatus,
-    Epoch,
-    EpochLeaf,
-    EpochStatus,
-    RewardEntry,
-    RewardStatus,
-)
-from ..payout import (
-    PayoutLeaf,
-    PayoutTable,
-    build_tree,
-    campaign_totals,
-    encode_table,
-    leaves_from_rows,
-)
-from ..runtime import ChainSettings, chain_settings, distributor_client, get_web3, require_chain
-from ..selectors import (
-    epoch_last_accepted,
-    epoch_leaf_rows,
-    epoch_unfinished,
-)
-from .claims import claims_renew_superseded
+from ..chain import RewardDistributorClient
+from ..models import Epoch, EpochStatus, RewardEntry, RewardStatus
+from ..runtime import ChainSettings, chain_settings, distributor_client, require_chain
+from ..selectors import epoch_last_accepted, epoch_unfinished
 from .deploy import campaign_chain_register
-from .outbox import chain_tx_ensure, chain_tx_retry
+from .epoch_roots import epoch_accept_when_due, epoch_confirm_submit, epoch_submit
+from .epoch_table import epoch_store_table
 
 logger = logging.getLogger(__name__)
-
-SETTLE_TASK = "rewards.settle_tick"
-LEAF_BATCH = 2000
 
 
 class EpochUnfinished(Conflict):
@@ -196,201 +169,7 @@ def _open(
     return epoch
 
 
-# ------------------------------------------------------------------ table
-
-
-def epoch_store_table(*, epoch: Epoch) -> Epoch:
-    """Build, store and pin the payout table; keep the leaves. building → table_stored."""
-    if epoch.status != EpochStatus.BUILDING:
-        return epoch
-    config = require_chain()
-    previous = epoch_last_accepted()
-    leaves = leaves_from_rows(epoch_leaf_rows(epoch.number))
-    tree = build_tree(leaves)
-    committed = campaign_totals(leaves)
-    before = {int(k): int(v) for k, v in (previous.campaign_committed if previous else {}).items()}
-    changed = {c: v for c, v in committed.items() if v != before.get(c, 0)}
-    if settings.KYODO_PAYOUT_TABLE_PROOFS:
-        leaves = [replace(leaf, proof=tuple(tree.proof(leaf.account))) for leaf in leaves]
-    table = PayoutTable(
-        epoch=epoch.number,
-        previous_epoch=previous.number if previous else None,
-        chain_id=config.chain_id,
-        distributor=config.distributor,
-        token=config.token or distributor_client(config).token(),
-        entry_cutoff=epoch.entry_cutoff,
-        root=tree.root,
-        total_committed=sum(committed.values()),
-        campaign_committed=committed,
-        campaigns_changed=changed,
-        leaves=tuple(leaves),
-    )
-    blob = blob_put_bytes(data=encode_table(table))
-    with transaction.atomic():
-        epoch = Epoch.objects.select_for_update().get(pk=epoch.pk)
-        if epoch.status != EpochStatus.BUILDING:
-            return epoch
-        _leaves_replace(epoch, leaves, tree)
-        pin_ensure(cid=blob.cid, kind=PinKind.PAYOUT_TABLE)
-        epoch.merkle_root = tree.root
-        epoch.payout_table_cid = blob.cid
-        epoch.total_committed = table.total_committed
-        epoch.campaign_committed = {str(k): str(v) for k, v in committed.items()}
-        epoch.campaigns_changed = {str(k): str(v) for k, v in changed.items()}
-        epoch.leaf_count = len(leaves)
-        epoch.status = EpochStatus.TABLE_STORED
-        epoch.error = ""
-        epoch.save()
-    return epoch
-
-
-def _leaves_replace(epoch: Epoch, leaves: list[PayoutLeaf], tree: StandardMerkleTree) -> None:
-    EpochLeaf.objects.filter(epoch=epoch).delete()
-    batch = []
-    for leaf in leaves:
-        proof = b"".join(tree.proof_bytes(leaf.account))
-        batch.append(
-            EpochLeaf(epoch=epoch, account=leaf.account, cumulative=leaf.cumulative, proof=proof)
-        )
-        if len(batch) >= LEAF_BATCH:
-            EpochLeaf.objects.bulk_create(batch)
-            batch = []
-    EpochLeaf.objects.bulk_create(batch)
-
-
-# ------------------------------------------------------------------ chain steps
-
-
-def epoch_submit(*, epoch: Epoch) -> Epoch:
-    """Queue ``submitRoot`` in the outbox. table_stored → submitted."""
-    client = distributor_client()
-    with transaction.atomic():
-        epoch = Epoch.objects.select_for_update().get(pk=epoch.pk)
-        if epoch.status != EpochStatus.TABLE_STORED:
-            return epoch
-        changed = {int(k): int(v) for k, v in epoch.campaigns_changed.items()}
-        ids = sorted(changed)  # the contract wants strictly increasing campaign ids
-        data = client.contract.encode_abi(
-            "submitRoot",
-            args=[
-                bytes.fromhex(epoch.merkle_root[2:]),
-                epoch.payout_table_cid,
-                int(epoch.total_committed or 0),
-                ids,
-                [changed[i] for i in ids],
-            ],
-        )
-        epoch.submit_tx = chain_tx_ensure(
-            kind=ChainTxKind.SUBMIT_ROOT,
-            key=f"submit_root:{epoch.number}",
-            to=client.address,
-            data=data,
-        )
-        epoch.status = EpochStatus.SUBMITTED
-        epoch.save()
-    return epoch
-
-
-def _tx(pk: int | None) -> ChainTx | None:
-    # Read fresh: the outbox updates these rows in other transactions.
-    return None if pk is None else ChainTx.objects.filter(pk=pk).first()
-
-
-def _after_submit(epoch: Epoch) -> Epoch:
-    """submitted → pending_timelock once ``submitRoot`` is confirmed (or → failed)."""
-    tx = _tx(epoch.submit_tx_id)
-    if tx is None or tx.is_open:
-        return epoch
-    if tx.status == ChainTxStatus.FAILED:
-        return epoch_fail(
-            epoch=epoch, reason=f"submitRoot failed: {tx.error_code}: {tx.last_error}"
-        )
-    client = distributor_client()
-    receipt = get_web3().eth.get_transaction_receipt(tx.mined_tx_hash)  # type: ignore[arg-type]
-    submitted = [e for e in client.events_in(receipt) if e.name == "RootSubmitted"]
-    if not submitted or submitted[0].args["root"].lower() != epoch.merkle_root.lower():
-        return epoch_fail(
-            epoch=epoch, reason="submitRoot receipt has no RootSubmitted for this root"
-        )
-    with transaction.atomic():
-        epoch = Epoch.objects.select_for_update().get(pk=epoch.pk)
-        if epoch.status == EpochStatus.SUBMITTED:
-            epoch.root_id = int(submitted[0].args["rootId"])
-            epoch.valid_at = int(submitted[0].args["validAt"])
-            epoch.submit_tx_hash = tx.mined_tx_hash
-            epoch.status = EpochStatus.PENDING_TIMELOCK
-            epoch.save()
-    return epoch
-
-
-def _chain_time() -> int:
-    """Now, as the next block will see it (an idle anvil's latest block can be old)."""
-    latest = int(get_web3().eth.get_block("latest")["timestamp"])
-    return max(latest, int(time.time()))
-
-
-def _after_timelock(epoch: Epoch) -> Epoch:
-    """pending_timelock → accepted (or failed if revoked); queues ``acceptRoot`` when due."""
-    assert epoch.root_id is not None
-    assert epoch.valid_at is not None
-    client = distributor_client()
-    info = client.root(epoch.root_id)
-    if info.root.lower() != epoch.merkle_root.lower():
-        return epoch_fail(epoch=epoch, reason=f"rootId {epoch.root_id} holds another root")
-    if info.status == RootStatus.ACCEPTED:
-        return _mark_accepted(epoch)
-    if info.status == RootStatus.REVOKED:
-        return epoch_fail(epoch=epoch, reason="the guardian revoked the root")
-    if _chain_time() < epoch.valid_at:
-        return epoch
-    with transaction.atomic():
-        epoch = Epoch.objects.select_for_update().get(pk=epoch.pk)
-        if epoch.status != EpochStatus.PENDING_TIMELOCK:
-            return epoch
-        accept_tx = _tx(epoch.accept_tx_id)
-        if accept_tx is None:
-            epoch.accept_tx = chain_tx_ensure(
-                kind=ChainTxKind.ACCEPT_ROOT,
-                key=f"accept_root:{epoch.number}",
-                to=client.address,
-                data=client.contract.encode_abi("acceptRoot", args=[]),
-            )
-            epoch.save()
-        elif accept_tx.status == ChainTxStatus.FAILED:
-            chain_tx_retry(tx=accept_tx)  # still pending on-chain: try again
-    return epoch
-
-
-def _mark_accepted(epoch: Epoch) -> Epoch:
-    with transaction.atomic():
-        epoch = Epoch.objects.select_for_update().get(pk=epoch.pk)
-        if epoch.status != EpochStatus.PENDING_TIMELOCK:
-            return epoch
-        tx = _tx(epoch.accept_tx_id)
-        if tx is not None and tx.status == ChainTxStatus.CONFIRMED:
-            epoch.accept_tx_hash = tx.mined_tx_hash
-        epoch.status = EpochStatus.ACCEPTED
-        epoch.accepted_at = timezone.now()
-        epoch.save()
-        # Only the newest accepted leaves serve claims; the table keeps the history.
-        EpochLeaf.objects.filter(epoch__number__lt=epoch.number).delete()
-        claims_renew_superseded()
-    return epoch
-
-
-def epoch_fail(*, epoch: Epoch, reason: str) -> Epoch:
-    """Give up on an epoch before acceptance; its entries go back to the next one."""
-    with transaction.atomic():
-        epoch = Epoch.objects.select_for_update().get(pk=epoch.pk)
-        if epoch.is_finished:
-            return epoch
-        RewardEntry.objects.filter(epoch=epoch.number).update(epoch=None, wallet="")
-        EpochLeaf.objects.filter(epoch=epoch).delete()
-        epoch.status = EpochStatus.FAILED
-        epoch.error = reason[:2000]
-        epoch.save()
-    logger.error("epoch %s failed: %s", epoch.number, reason)
-    return epoch
+# ------------------------------------------------------------------ advance
 
 
 def epoch_advance(*, epoch: Epoch) -> Epoch:
@@ -398,8 +177,8 @@ def epoch_advance(*, epoch: Epoch) -> Epoch:
     steps = {
         EpochStatus.BUILDING: lambda e: epoch_store_table(epoch=e),
         EpochStatus.TABLE_STORED: lambda e: epoch_submit(epoch=e),
-        EpochStatus.SUBMITTED: _after_submit,
-        EpochStatus.PENDING_TIMELOCK: _after_timelock,
+        EpochStatus.SUBMITTED: lambda e: epoch_confirm_submit(epoch=e),
+        EpochStatus.PENDING_TIMELOCK: lambda e: epoch_accept_when_due(epoch=e),
     }
     while not epoch.is_finished:
         before = epoch.status
@@ -445,7 +224,3 @@ def epoch_settle_now() -> Epoch | None:
         if epoch is None:
             return None
     return epoch_advance(epoch=epoch)
-
-
-def epoch_enqueue_tick() -> None:
-    enqueue_on_commit(SETTLE_TASK)
