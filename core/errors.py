@@ -33,8 +33,3 @@ class PermissionDenied(ApplicationError):
 class Conflict(ApplicationError):
     status_code = 409
     default_code = "conflict"
-
-
-class PayloadTooLarge(ApplicationError):
-    status_code = 413
-    default_code = "too_large"

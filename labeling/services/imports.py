@@ -48,7 +48,7 @@ LEASE = timedelta(seconds=300)
 MAX_REJECTED_LISTED = 100_000
 
 
-def _guess_kind(campaign: Campaign, fp: IO[bytes], name: str) -> str:
+def _guess_kind(campaign: Campaign, fp: IO[bytes]) -> str:
     is_text = campaign.task_type in (TaskType.TEXT_CLASSIFICATION, TaskType.TEXT_SPANS)
     if is_zip(fp):
         if is_text:
@@ -73,7 +73,7 @@ def import_job_create(*, campaign: Campaign, user: User, upload: UploadedFile) -
     """Keep the uploaded file as a blob and queue its import. The file streams: never in memory."""
     fp: IO[bytes] = upload.file  # type: ignore[assignment]
     name = (upload.name or "upload")[:255]
-    kind = _guess_kind(campaign, fp, name)
+    kind = _guess_kind(campaign, fp)
     source = blob_put_file(fp=fp)
     job = ImportJob.objects.create(
         campaign=campaign, created_by=user, kind=kind, source_cid=source.cid, source_name=name
