@@ -25,6 +25,7 @@ from accounts.models import User
 from core.errors import Conflict
 
 from ..models import Assignment, AssignmentStatus, Campaign, CampaignStatus, Item, ItemStatus
+from . import hot_sql
 from .blocks import worker_check_not_blocked
 
 MAX_ATTEMPTS = 8
@@ -102,13 +103,17 @@ def _wants_gold(campaign: Campaign) -> bool:
     return campaign.gold_ratio > 0 and random.random() < campaign.gold_ratio  # noqa: S311
 
 
+def _affordable(campaign: Campaign) -> int:
+    """How many labels the campaign's budget pays for in all."""
+    reward = int(campaign.reward_per_label or 0)
+    return int(campaign.budget or 0) // reward if reward else 2**31 - 1
+
+
 def _reserve_budget(campaign: Campaign) -> bool:
     if campaign.budget is None:
         return True
-    reward = int(campaign.reward_per_label or 0)
-    affordable = int(campaign.budget) // reward if reward else 2**31 - 1
     return bool(
-        Campaign.objects.filter(pk=campaign.pk, labels_reserved__lt=affordable).update(
+        Campaign.objects.filter(pk=campaign.pk, labels_reserved__lt=_affordable(campaign)).update(
             labels_reserved=F("labels_reserved") + 1
         )
     )
@@ -140,6 +145,8 @@ def task_lease_next(*, campaign: Campaign, worker: User) -> Assignment | None:
 
 @transaction.atomic
 def _lease_once(*, campaign: Campaign, worker: User) -> Assignment | None:
+    if connection.vendor == "postgresql":
+        return _lease_once_sql(campaign=campaign, worker=worker)
     # One lease at a time per worker: parallel calls by one worker (two tabs, a retrying client)
     # queue here, and the later ones find the first one's lease instead of taking a second item.
     _lock_worker(worker)
@@ -166,6 +173,36 @@ def _lease_once(*, campaign: Campaign, worker: User) -> Assignment | None:
     return Assignment.objects.create(
         item=item, worker=worker, campaign=campaign, leased_until=lease_until
     )
+
+
+def _lease_once_sql(*, campaign: Campaign, worker: User) -> Assignment | None:
+    """`_lease_once` in two statements on PostgreSQL (see hot_sql): the same steps, in order."""
+    hot_sql.lock_worker(lock_class=_LEASE_LOCK_CLASS, worker_id=worker.pk)
+    now = timezone.now()
+    until = now + timedelta(seconds=settings.KYODO_LEASE_SECONDS)
+    queues = (True, False) if _wants_gold(campaign) else (False,)
+    found = None
+    for gold in queues:
+        found = hot_sql.lease_pick(
+            campaign=campaign, worker=worker, gold=gold, now=now, until=until, skip_locked=True
+        )
+        if found is None:
+            # As in `_pick_candidate`: everything SKIP LOCKED saw may be locked by someone
+            # leasing or submitting it right now; wait for the head before saying "nothing".
+            found = hot_sql.lease_pick(
+                campaign=campaign, worker=worker, gold=gold, now=now, until=until, skip_locked=False
+            )
+        if found is not None:
+            break
+    if found is None:
+        return None
+    assignment, is_new = found
+    budgeted = is_new and campaign.budget is not None
+    if budgeted and not hot_sql.reserve_budget(
+        campaign_id=campaign.pk, affordable=_affordable(campaign)
+    ):
+        raise Conflict("the campaign's budget is used up", code="budget_exhausted")
+    return assignment
 
 
 @transaction.atomic

@@ -1,0 +1,234 @@
+"""Next-task and submit on PostgreSQL as a few hand-written statements instead of ORM queries.
+
+Why: these two calls are the platform's hot path (every label is one of each), and building ORM
+queries cost more CPU than PostgreSQL spent running them (bench/README.md, "Next task"). The
+ORM versions in `leases.py` and `annotations.py` remain the reference, and SQLite's path; the
+statements here keep exactly their invariants and lock order, and the same test suite runs
+against both (PostgreSQL in CI).
+
+Lock order, as every writer of an item and its leases: the item row first, then its leases.
+A lease takes the worker's advisory lock first (one lease transaction per worker at a time).
+Must run inside a transaction (`transaction.atomic`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+
+from accounts.models import User
+
+from ..models import Annotation, Assignment, AssignmentStatus, Campaign, Item
+
+_LEASE = """
+WITH live AS (
+    SELECT a.id, a.item_id, a.leased_until FROM labeling_assignment a
+    WHERE a.worker_id = %(worker)s AND a.campaign_id = %(campaign)s
+      AND a.status = 'leased' AND a.leased_until > %(now)s
+    ORDER BY a.id LIMIT 1
+), pick AS (
+    SELECT i.id FROM labeling_item i
+    WHERE NOT EXISTS (SELECT 1 FROM live)
+      AND i.campaign_id = %(campaign)s AND i.status = 'open' AND {queue}
+      AND NOT EXISTS (
+          SELECT 1 FROM labeling_assignment x WHERE x.item_id = i.id AND x.worker_id = %(worker)s
+      )
+    ORDER BY {order} LIMIT 1
+    FOR UPDATE OF i {skip_locked}
+), slot AS (
+    UPDATE labeling_item i SET slots_taken = i.slots_taken + 1
+    FROM pick WHERE i.id = pick.id AND i.status = 'open' AND {queue}
+    RETURNING i.id
+), new AS (
+    INSERT INTO labeling_assignment (item_id, worker_id, campaign_id, status, leased_until,
+                                     created_at)
+    SELECT slot.id, %(worker)s, %(campaign)s, 'leased', %(until)s, %(now)s FROM slot
+    RETURNING id, item_id, leased_until
+), lease AS (
+    SELECT id, item_id, leased_until, false AS is_new FROM live
+    UNION ALL
+    SELECT id, item_id, leased_until, true FROM new
+)
+SELECT lease.id, lease.item_id, lease.leased_until, lease.is_new, i.cid, i.media_type, i.text
+FROM lease JOIN labeling_item i ON i.id = lease.item_id
+"""
+# Gold items: known answers, no slot limit, served in id order. The rest: at most `max_labels`
+# slots each, least certain (lowest priority value) first.
+_QUEUES = {
+    True: ("i.gold_label <> ''", "i.id"),
+    False: ("i.gold_label = '' AND i.slots_taken < %(max_labels)s", "i.priority, i.id"),
+}
+_LEASE_SQL = {
+    (gold, skip): _LEASE.format(
+        queue=_QUEUES[gold][0],
+        order=_QUEUES[gold][1],
+        skip_locked="SKIP LOCKED" if skip else "",
+    )
+    for gold in (True, False)
+    for skip in (True, False)
+}
+_ITEM_FIELDS = ["id", "campaign_id", "cid", "media_type", "text"]
+_ASSIGNMENT_FIELDS = ["id", "item_id", "worker_id", "campaign_id", "status", "leased_until"]
+
+
+def lock_worker(*, lock_class: int, worker_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [lock_class, worker_id & 0x7FFFFFFF])
+
+
+def lease_pick(
+    *,
+    campaign: Campaign,
+    worker: User,
+    gold: bool,
+    now: datetime,
+    until: datetime,
+    skip_locked: bool,
+) -> tuple[Assignment, bool] | None:
+    """(the worker's live lease, False) or (a new lease on the head of the queue, True), or None.
+
+    The caller holds the worker's advisory lock. The head of the queue is locked `FOR UPDATE`
+    (`SKIP LOCKED` when asked), so the slot UPDATE in the same statement sees the row as locked:
+    its conditions were re-checked on the newest version when the lock was granted.
+    """
+    params: dict[str, Any] = {
+        "worker": worker.pk,
+        "campaign": campaign.pk,
+        "now": now,
+        "until": until,
+        "max_labels": campaign.max_labels,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_LEASE_SQL[(gold, skip_locked)], params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    lease_id, item_id, leased_until, is_new, cid, media_type, text = row
+    db = connection.alias
+    item = Item.from_db(db, _ITEM_FIELDS, [item_id, campaign.pk, cid, media_type, text])
+    assignment = Assignment.from_db(
+        db,
+        _ASSIGNMENT_FIELDS,
+        [lease_id, item_id, worker.pk, campaign.pk, AssignmentStatus.LEASED, leased_until],
+    )
+    assignment.item = item
+    assignment.campaign = campaign
+    assignment.worker = worker
+    return assignment, bool(is_new)
+
+
+def reserve_budget(*, campaign_id: int, affordable: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE labeling_campaign SET labels_reserved = labels_reserved + 1"
+            " WHERE id = %s AND labels_reserved < %s",
+            [campaign_id, affordable],
+        )
+        return cursor.rowcount == 1
+
+
+_SUBMIT_TARGET = """
+SELECT i.status, c.id, c.task_type, c.label_schema
+FROM labeling_item i JOIN labeling_campaign c ON c.id = i.campaign_id
+WHERE i.id = %s
+FOR UPDATE OF i
+"""
+_SUBMIT_LEASE = """
+SELECT id, status FROM labeling_assignment WHERE item_id = %s AND worker_id = %s FOR UPDATE
+"""
+_SUBMIT_WRITE = """
+WITH ann AS (
+    INSERT INTO labeling_annotation (item_id, worker_id, assignment_id, value, label, duration_ms,
+                                     created_at)
+    VALUES (%(item)s, %(worker)s, %(assignment)s, %(value)s::jsonb, %(label)s, %(duration_ms)s,
+            %(now)s)
+    RETURNING id, created_at
+), lease AS (
+    UPDATE labeling_assignment SET status = 'submitted' WHERE id = %(assignment)s
+), item AS (
+    UPDATE labeling_item SET label_count = label_count + 1 WHERE id = %(item)s
+)
+SELECT id, created_at FROM ann
+"""
+
+
+class SubmitTarget:
+    """What a submission needs to know, read under the item's row lock."""
+
+    __slots__ = ("assignment_id", "assignment_status", "campaign", "item_status")
+
+    def __init__(
+        self,
+        *,
+        item_status: str,
+        campaign: Campaign,
+        assignment_id: int | None,
+        assignment_status: str | None,
+    ) -> None:
+        self.item_status = item_status
+        self.campaign = campaign
+        self.assignment_id = assignment_id
+        self.assignment_status = assignment_status
+
+
+def submit_target(*, worker: User, item_id: int) -> SubmitTarget | None:
+    """Lock the item, then read the worker's lease on it (a statement of its own, so that it
+    sees what committed while this one waited for the item). None: no such item."""
+    with connection.cursor() as cursor:
+        cursor.execute(_SUBMIT_TARGET, [item_id])
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        item_status, campaign_id, task_type, schema = row
+        cursor.execute(_SUBMIT_LEASE, [item_id, worker.pk])
+        lease = cursor.fetchone()
+    campaign = Campaign.from_db(
+        connection.alias,
+        ["id", "task_type", "label_schema"],
+        # Django reads jsonb as text and leaves decoding to the field; a raw cursor does too.
+        [campaign_id, task_type, json.loads(schema) if isinstance(schema, str) else schema],
+    )
+    return SubmitTarget(
+        item_status=item_status,
+        campaign=campaign,
+        assignment_id=lease[0] if lease else None,
+        assignment_status=lease[1] if lease else None,
+    )
+
+
+def submit_write(
+    *,
+    worker: User,
+    item_id: int,
+    assignment_id: int,
+    value: dict[str, Any],
+    duration_ms: int | None,
+    now: datetime,
+) -> Annotation:
+    """The label, its lease marked submitted, the item's label count: one statement."""
+    label = value.get("label", "")
+    label = label if isinstance(label, str) else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _SUBMIT_WRITE,
+            {
+                "item": item_id,
+                "worker": worker.pk,
+                "assignment": assignment_id,
+                "value": json.dumps(value),
+                "label": label,
+                "duration_ms": duration_ms,
+                "now": now,
+            },
+        )
+        annotation_id, created_at = cursor.fetchone()
+    annotation = Annotation.from_db(
+        connection.alias,
+        ["id", "item_id", "worker_id", "assignment_id", "label", "duration_ms", "created_at"],
+        [annotation_id, item_id, worker.pk, assignment_id, label, duration_ms, created_at],
+    )
+    annotation.value = value
+    return annotation
