@@ -9,6 +9,8 @@ Measures, on a fresh anvil started here (node_modules/.bin/anvil) and stopped by
 - claim() at 1,000 and 100,000 leaves, averaged over random accounts, in three situations: the
   first claim of a wallet that holds no token yet, the first claim of a wallet that already holds
   some, and the next epoch's claim of a wallet that claimed before (the steady state);
+- claimMany() (what the platform's relayer sends) in batches of 1, 10, 50 and 100, in the same
+  three situations: gas per claim is the transaction's gasUsed divided by the batch size;
 - pushing ERC-20 transfers instead: one batch of 200 fresh recipients through PushPayout (an
   escrow-style loop of transfers) and single transfer transactions, extrapolated to 100,000.
 """
@@ -30,6 +32,7 @@ from web3 import Web3
 from web3.types import TxReceipt
 
 from rewards.chain import (
+    ClaimEntry,
     RewardDistributorClient,
     TokenClient,
     deploy_contract,
@@ -47,6 +50,7 @@ CID = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
 TOKEN = 10**18
 SIZES = (1_000, 100_000)
 CLAIMS = 50
+BATCHES = ((1, 10), (10, 3), (50, 1), (100, 1))  # (batch size, batches measured)
 PUSH_BATCH = 200
 SINGLE_TRANSFERS = 20
 
@@ -114,6 +118,10 @@ class SizeResult:
     claim_fresh: list[int]
     claim_holder: list[int]
     claim_repeat: list[int]
+    # batch size -> gas per claim of each batch measured
+    batch_fresh: dict[int, list[float]]
+    batch_holder: dict[int, list[float]]
+    batch_repeat: dict[int, list[float]]
 
 
 def measure_size(
@@ -150,23 +158,42 @@ def measure_size(
         return gas(submitted), gas(accepted)
 
     submit, accept = epoch(tree, total)
-    picks = rng.sample(range(n), 2 * CLAIMS)
-    fresh, holders = picks[:CLAIMS], picks[CLAIMS:]
-    for i in holders:  # these wallets already hold some of the token
+    per_batch_kind = sum(size * count for size, count in BATCHES)
+    picks = rng.sample(range(n), 2 * CLAIMS + 2 * per_batch_kind)
+    fresh, holders = picks[:CLAIMS], picks[CLAIMS : 2 * CLAIMS]
+    batch_fresh_ids = picks[2 * CLAIMS : 2 * CLAIMS + per_batch_kind]
+    batch_holder_ids = picks[2 * CLAIMS + per_batch_kind :]
+    for i in holders + batch_holder_ids:  # these wallets already hold some of the token
         token.transfer(accounts[i], 1, sender=owner)
 
     def claim(t: StandardMerkleTree, i: int) -> int:
         account = accounts[i]
         return gas(d.claim(account, t.amount_of(account), t.proof(i), sender=relayer))
 
+    def batches(t: StandardMerkleTree, ids: list[int]) -> dict[int, list[float]]:
+        result: dict[int, list[float]] = {}
+        rest = iter(ids)
+        for size, count in BATCHES:
+            for _ in range(count):
+                chosen = [next(rest) for _ in range(size)]
+                entries = [
+                    ClaimEntry(accounts[i], t.amount_of(accounts[i]), t.proof(i)) for i in chosen
+                ]
+                used = gas(d.claim_many(entries, sender=relayer))
+                result.setdefault(size, []).append(used / size)
+        return result
+
     claim_fresh = [claim(tree, i) for i in fresh]
     claim_holder = [claim(tree, i) for i in holders]
+    batch_fresh = batches(tree, batch_fresh_ids)
+    batch_holder = batches(tree, batch_holder_ids)
 
     # Next epoch: everyone earned more; the same wallets claim the difference.
     amounts2 = [a + rng.randrange(1, 100) * TOKEN for a in amounts]
     tree2 = StandardMerkleTree.of(zip(accounts, amounts2, strict=True))
     submit2, accept2 = epoch(tree2, sum(amounts2))
     claim_repeat = [claim(tree2, i) for i in fresh]
+    batch_repeat = batches(tree2, batch_fresh_ids)
     proof_len = statistics.mean(len(tree.proof(i)) for i in picks)
     return SizeResult(
         n,
@@ -179,6 +206,9 @@ def measure_size(
         claim_fresh,
         claim_holder,
         claim_repeat,
+        batch_fresh,
+        batch_holder,
+        batch_repeat,
     )
 
 
@@ -238,7 +268,7 @@ campaigns whose commitment changed in the epoch (one in these runs; each costs a
 `CampaignCommitted` event and two storage words). The first epoch costs more because it writes
 storage slots for the first time (20,000 gas each instead of 2,900).
 
-## Per claim ({claims} random accounts each, average and range)
+## Per single `claim` ({claims} random accounts each, average and range)
 
 | leaves | proof length | first claim, new wallet | first claim, wallet holds tokens \
 | next epoch's claim (steady state) |
@@ -261,8 +291,37 @@ A wallet's *first* claim costs more, for two reasons no distributor design avoid
 
 The contract's own share of a claim is small: one cold SLOAD of the root, one of the paused flag
 packed with the outstanding total (one slot, updated in place), one of the account's claimed
-word, the proof read from calldata (`MerkleProof.verifyCalldata`, no copy to memory), and a
-two-word `Claimed` event.
+word, the proof hashed straight from calldata in one loop (the same sorted-pair keccak256 as
+OpenZeppelin's `MerkleProof`, without its per-level bounds check and call), the leaf hashed in the
+scratch space, and a two-word `Claimed` event.
+
+## Batched claims: `claimMany`, as the platform relays them
+
+Gas per claim = the batch transaction's `gasUsed` / batch size, averaged over the batches
+measured ({batch_counts}), each a random sample of the tree's wallets.
+The base transaction (21,000), the cold reads of the root and of the paused/outstanding slot, the
+cold access to the token contract and the first write of the distributor's own token balance are
+paid once per batch; what remains per claim is its calldata, its proof, its own storage words and
+its two events.
+
+{batch_tables}
+
+A relayed **first claim at 100,000 leaves costs {batch_first_100:,.0f} gas per claim** in a batch
+of 100 for a brand-new wallet ({batch_first_50:,.0f} in a batch of 50; target 70,000: {met}), and
+{batch_holder_100:,.0f} for a wallet that already holds the token; the steady-state claim drops to
+{batch_steady_100:,.0f}.
+
+A *single* first claim cannot reach 70,000, whoever sends it: at 100,000 leaves a brand-new
+wallet's self-submitted `claim` costs {fresh_single:,.0f}. The arithmetic, from the steady state
+({steady} measured): the wallet's `claimed` word goes from zero to non-zero, which costs
+20,000 instead of 2,900 (EIP-2200 / EIP-2929: +17,100), and its token balance does the same in the
+ERC-20 (+17,100 again): {steady} + 17,100 + 17,100 = {expected_fresh:,}, measured
+{fresh_single:,.0f}; {holder_single:,.0f} when the wallet already holds the token (expected
+{expected_holder:,}). Neither write can be avoided: a cumulative distributor must remember each
+account's claimed total, and an account that never held the token has no balance slot. Batching
+does not remove them either; it removes what is shared (about {shared:,.0f} gas per transaction at
+100,000 leaves, the difference between a batch of one and the per-claim cost in a batch of
+100), which is why relayed first claims meet the target and single ones do not.
 
 ## Pushing ERC-20 transfers instead
 
@@ -281,14 +340,31 @@ wallets cost about 17,000 gas less per recipient, once their balance slots exist
 pays all of it, every epoch, whether or not a contributor wants the tokens yet, and one failing
 recipient fails its whole batch. With the cumulative root the platform pays {epoch:,} gas per
 epoch whatever the number of contributors; a contributor claims whenever it is worth it, and one
-claim collects every epoch since the last. If the platform relays claims
-(`POST /api/rewards/me/claim/`), it pays one claim per withdrawal, not one transfer per
-contributor per epoch.
+claim collects every epoch since the last. When the platform relays claims
+(`POST /api/rewards/me/claim/`), it sends them in `claimMany` batches: one claim per withdrawal
+at the batched price above, not one transfer per contributor per epoch.
 """
+
+
+def _batch_table(s: SizeResult) -> str:
+    rows = [
+        f"| {size} | {statistics.mean(s.batch_fresh[size]):,.0f} "
+        f"| {statistics.mean(s.batch_holder[size]):,.0f} "
+        f"| {statistics.mean(s.batch_repeat[size]):,.0f} |"
+        for size, _ in BATCHES
+    ]
+    return (
+        f"{s.leaves:,} leaves (proofs of {s.proof_len:.1f} hashes on average):\n\n"
+        "| batch size | first claim, new wallet | first claim, wallet holds tokens "
+        "| steady state |\n|---:|---:|---:|---:|\n" + "\n".join(rows)
+    )
 
 
 def render(sizes: list[SizeResult], push: PushResult, meta: dict[str, str]) -> str:
     small, large = sizes[0], sizes[-1]
+    largest = BATCHES[-1][0]
+    steady = round(statistics.mean(large.claim_repeat))
+    batch_first = statistics.mean(large.batch_fresh[largest])
     growth = statistics.mean(large.claim_repeat) - statistics.mean(small.claim_repeat)
     per_recipient = push.batch_gas / PUSH_BATCH
     push_total = per_recipient * 100_000
@@ -308,6 +384,19 @@ def render(sizes: list[SizeResult], push: PushResult, meta: dict[str, str]) -> s
     )
     return TEMPLATE.format(
         **meta,
+        batch_counts=", ".join(f"{count} of {size}" for size, count in BATCHES),
+        batch_tables="\n\n".join(_batch_table(s) for s in sizes),
+        batch_first_100=batch_first,
+        batch_first_50=statistics.mean(large.batch_fresh[50]),
+        met="met" if batch_first <= 70_000 else "NOT met",
+        batch_holder_100=statistics.mean(large.batch_holder[largest]),
+        batch_steady_100=statistics.mean(large.batch_repeat[largest]),
+        fresh_single=statistics.mean(large.claim_fresh),
+        holder_single=statistics.mean(large.claim_holder),
+        expected_fresh=steady + 2 * 17_100,
+        expected_holder=steady + 17_100,
+        shared=statistics.mean(large.batch_repeat[1])
+        - statistics.mean(large.batch_repeat[largest]),
         tree_s=large.tree_seconds,
         epoch_rows=epoch_rows,
         claims=CLAIMS,

@@ -5,7 +5,6 @@ import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {IERC20Permit} from "@openzeppelin/contracts/token/ERC20/extensions/IERC20Permit.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
-import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {Pausable} from "@openzeppelin/contracts/utils/Pausable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 
@@ -31,6 +30,8 @@ contract RewardDistributor is AccessControl, Pausable, ReentrancyGuardTransient 
     bytes32 public constant GUARDIAN_ROLE = keccak256("GUARDIAN_ROLE");
     bytes32 public constant CAMPAIGN_MANAGER_ROLE = keccak256("CAMPAIGN_MANAGER_ROLE");
     uint64 public constant MAX_TIMELOCK = 365 days;
+    /// @dev `_record`'s index for a single `claim`: its errors are raised as they are.
+    uint256 private constant SINGLE = type(uint256).max;
 
     enum RootStatus {
         None,
@@ -116,6 +117,8 @@ contract RewardDistributor is AccessControl, Pausable, ReentrancyGuardTransient 
     error InvalidProof();
     error NothingToClaim(uint256 alreadyClaimed);
     error ExceedsCommitted(uint256 amount, uint256 outstanding);
+    /// @notice Entry `index` of a `claimMany` batch failed with `reason` (an error of `claim`).
+    error ClaimRejected(uint256 index, bytes reason);
 
     /// @param timelock_ seconds between submitRoot and the earliest acceptRoot.
     /// @param updater, guardian, manager receive their role unless zero (the admin can grant later).
@@ -253,24 +256,43 @@ contract RewardDistributor is AccessControl, Pausable, ReentrancyGuardTransient 
     /// @notice Pays `cumulativeAmount - claimed[account]` to `account`. Anyone may submit it, so a
     ///         relayer can pay the gas; the tokens always go to `account`.
     function claim(address account, uint256 cumulativeAmount, bytes32[] calldata proof) external whenNotPaused {
-        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(account, cumulativeAmount))));
-        if (!MerkleProof.verifyCalldata(proof, currentRoot, leaf)) revert InvalidProof();
-        uint256 already = claimed[account];
-        if (cumulativeAmount <= already) revert NothingToClaim(already);
-        uint256 amount;
-        unchecked {
-            amount = cumulativeAmount - already;
-        }
         uint128 owed = _outstanding;
-        // Only reachable if a root's leaves add up to more than its totalCommitted: the shortfall
-        // must not be paid out of other campaigns' budgets.
-        if (amount > owed) revert ExceedsCommitted(amount, owed);
+        uint256 amount = _record(account, cumulativeAmount, proof, currentRoot, owed, SINGLE);
         unchecked {
-            _outstanding = owed - uint128(amount);
+            _outstanding = owed - uint128(amount); // _record checked amount <= owed
         }
-        claimed[account] = cumulativeAmount;
-        emit Claimed(account, amount, cumulativeAmount);
         token.safeTransfer(account, amount);
+    }
+
+    /// @notice `claim` for many accounts in one transaction, for relayers: the base transaction
+    ///         cost, the cold reads of the root, the paused flag and the outstanding total, and
+    ///         the cold access to the token are paid once per batch instead of once per claim.
+    ///         All or nothing: one bad entry reverts the whole batch with
+    ///         `ClaimRejected(index, reason)`, `reason` being the error `claim` would have raised
+    ///         (`InvalidProof()`, `NothingToClaim(alreadyClaimed)`, `ExceedsCommitted(...)`), so
+    ///         the relayer drops that entry and sends the rest again. An empty batch does nothing.
+    ///         Every state change of the batch happens before its first token transfer.
+    function claimMany(
+        address[] calldata accounts,
+        uint256[] calldata cumulativeAmounts,
+        bytes32[][] calldata proofs
+    ) external whenNotPaused {
+        uint256 n = accounts.length;
+        if (cumulativeAmounts.length != n || proofs.length != n) revert LengthMismatch();
+        bytes32 root = currentRoot;
+        uint128 owed = _outstanding;
+        uint256[] memory amounts = new uint256[](n);
+        for (uint256 i; i < n; ++i) {
+            uint256 amount = _record(accounts[i], cumulativeAmounts[i], proofs[i], root, owed, i);
+            unchecked {
+                owed -= uint128(amount); // _record checked amount <= owed
+            }
+            amounts[i] = amount;
+        }
+        _outstanding = owed;
+        for (uint256 i; i < n; ++i) {
+            token.safeTransfer(accounts[i], amounts[i]);
+        }
     }
 
     // ---------------------------------------------------------------- pause
@@ -349,6 +371,72 @@ contract RewardDistributor is AccessControl, Pausable, ReentrancyGuardTransient 
         totalDeposited = uint128(newTotal);
         c.deposited += uint128(received); // <= totalDeposited, cannot overflow
         emit Funded(campaignId, msg.sender, received);
+    }
+
+    /// @dev Checks one leaf against `root` and records it: claimed[account] = cumulativeAmount.
+    ///      Returns what it pays; `owed` is what the current root still owes before it. The
+    ///      caller updates `_outstanding` and transfers. A failure reverts with the plain error
+    ///      when `index == SINGLE`, else with `ClaimRejected(index, error)`.
+    function _record(
+        address account,
+        uint256 cumulativeAmount,
+        bytes32[] calldata proof,
+        bytes32 root,
+        uint128 owed,
+        uint256 index
+    ) private returns (uint256 amount) {
+        if (!_verify(proof, root, _leaf(account, cumulativeAmount))) {
+            _reject(index, abi.encodeWithSelector(InvalidProof.selector));
+        }
+        uint256 already = claimed[account];
+        if (cumulativeAmount <= already) _reject(index, abi.encodeWithSelector(NothingToClaim.selector, already));
+        unchecked {
+            amount = cumulativeAmount - already;
+        }
+        // Only reachable if a root's leaves add up to more than its totalCommitted: the shortfall
+        // must not be paid out of other campaigns' budgets.
+        if (amount > owed) _reject(index, abi.encodeWithSelector(ExceedsCommitted.selector, amount, owed));
+        claimed[account] = cumulativeAmount;
+        emit Claimed(account, amount, cumulativeAmount);
+    }
+
+    /// @dev StandardMerkleTree's leaf, keccak256(bytes.concat(keccak256(abi.encode(account,
+    ///      cumulativeAmount)))), hashed in the scratch space instead of freshly allocated memory.
+    function _leaf(address account, uint256 cumulativeAmount) private pure returns (bytes32 leaf) {
+        assembly ("memory-safe") {
+            mstore(0x00, and(account, 0xffffffffffffffffffffffffffffffffffffffff))
+            mstore(0x20, cumulativeAmount)
+            mstore(0x00, keccak256(0x00, 0x40))
+            leaf := keccak256(0x00, 0x20)
+        }
+    }
+
+    /// @dev `MerkleProof.verifyCalldata` (sorted pairs, OpenZeppelin's commutative keccak256),
+    ///      as one loop over calldata: no per-level bounds check or internal call. The decoder
+    ///      has already checked that `proof` lies within the calldata.
+    function _verify(bytes32[] calldata proof, bytes32 root, bytes32 leaf) private pure returns (bool ok) {
+        assembly ("memory-safe") {
+            let computed := leaf
+            let end := add(proof.offset, shl(5, proof.length))
+            for { let p := proof.offset } lt(p, end) { p := add(p, 0x20) } {
+                let sibling := calldataload(p)
+                // Sorted pair: the smaller hash first.
+                let lower := xor(computed, mul(xor(computed, sibling), lt(sibling, computed)))
+                mstore(0x00, lower)
+                mstore(0x20, xor(lower, xor(computed, sibling)))
+                computed := keccak256(0x00, 0x40)
+            }
+            ok := eq(computed, root)
+        }
+    }
+
+    function _reject(uint256 index, bytes memory reason) private pure {
+        if (index == SINGLE) {
+            assembly ("memory-safe") {
+                revert(add(reason, 0x20), mload(reason))
+            }
+        }
+        revert ClaimRejected(index, reason);
     }
 
     function _commitCampaigns(uint64 rootId, uint256[] calldata ids, uint256[] calldata values)

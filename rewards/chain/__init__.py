@@ -6,7 +6,9 @@
 from .artifacts import Artifact, load_artifact
 from .base import ChainEvent, ContractClient, deploy_contract
 from .distributor import (
+    BoundTransaction,
     CampaignInfo,
+    ClaimEntry,
     DistributorTotals,
     RewardDistributorClient,
     Role,
@@ -37,9 +39,11 @@ from .tx import (
 
 __all__ = [
     "Artifact",
+    "BoundTransaction",
     "CampaignInfo",
     "ChainError",
     "ChainEvent",
+    "ClaimEntry",
     "ContractClient",
     "ContractRevert",
     "DistributorTotals",

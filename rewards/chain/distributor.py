@@ -1,13 +1,14 @@
 """Client of ``RewardDistributor`` (contracts/src/RewardDistributor.sol).
 
-Every state-changing method comes in two forms: ``build_<name>_tx(..., sender=address)`` returns an
-unsigned transaction dict for the outbox, ``<name>(..., sender=address_or_key)`` sends it and waits
-for the receipt. Amounts are integers in token base units.
+Every state-changing function is one row of the client's transaction table (:class:`Transaction`):
+``client.<name>(..., sender=address_or_key)`` sends it and waits for the receipt,
+``client.<name>.build(..., sender=address)`` returns an unsigned transaction dict, and
+``client.<name>.data(...)`` its call data for the outbox. Amounts are integers in token base units.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 from typing import Any
@@ -20,7 +21,6 @@ from web3.types import BlockIdentifier, TxParams, TxReceipt
 
 from .base import ContractClient, deploy_contract
 from .errors import reverts_translated
-from .token import PermitSignature
 from .tx import Sender
 
 
@@ -78,235 +78,120 @@ def _bytes32(value: bytes | str) -> bytes:
     return raw
 
 
+def _address(value: str) -> ChecksumAddress:
+    return Web3.to_checksum_address(value)
+
+
+def _proof(proof: Sequence[bytes | str]) -> list[bytes]:
+    return [_bytes32(p) for p in proof]
+
+
+@dataclass(frozen=True)
+class ClaimEntry:
+    """One entry of ``claimMany``: a leaf of the current root and its proof."""
+
+    account: str
+    cumulative_amount: int
+    proof: Sequence[bytes | str]
+
+
+def _submit_root_args(
+    root: bytes | str,
+    payout_table_cid: str,
+    total_committed: int,
+    campaign_commitments: Mapping[int, int],
+) -> tuple[Any, ...]:
+    """``campaign_commitments``: new cumulative commitment of each campaign that changed."""
+    ids = sorted(campaign_commitments)  # the contract wants strictly increasing ids
+    return (
+        _bytes32(root),
+        payout_table_cid,
+        total_committed,
+        ids,
+        [campaign_commitments[i] for i in ids],
+    )
+
+
+def _claim_many_args(entries: Sequence[ClaimEntry]) -> tuple[Any, ...]:
+    return (
+        [_address(e.account) for e in entries],
+        [e.cumulative_amount for e in entries],
+        [_proof(e.proof) for e in entries],
+    )
+
+
+class BoundTransaction:
+    """One state-changing function of one deployed contract.
+
+    ``f(*args, sender=address_or_key)`` sends it and waits for the receipt;
+    ``f.build(*args, sender=address)`` returns the unsigned transaction (gas estimated, so a call
+    that would revert raises :class:`ContractRevert` here); ``f.data(*args)`` is its call data, for
+    the outbox. ``args`` are the Python-side arguments of the table row (see the client).
+    """
+
+    def __init__(self, client: ContractClient, spec: Transaction) -> None:
+        self._client = client
+        self._spec = spec
+
+    def function(self, *args: Any) -> ContractFunction:
+        return self._client.contract.functions[self._spec.solidity](*self._spec.adapt(*args))
+
+    def __call__(
+        self, *args: Any, sender: Sender, confirmations: int = 1, **overrides: Any
+    ) -> TxReceipt:
+        return self._client._send(self.function(*args), sender, confirmations, overrides)
+
+    def build(self, *args: Any, sender: str, **overrides: Any) -> TxParams:
+        return self._client._build(self.function(*args), sender, overrides)
+
+    def data(self, *args: Any) -> str:
+        spec = self._spec
+        return str(self._client.contract.encode_abi(spec.solidity, args=list(spec.adapt(*args))))
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A row of a client's transaction table: the Solidity function and how the Python
+    arguments become its arguments (checksummed addresses, bytes32, sorted ids ...)."""
+
+    solidity: str
+    adapt: Callable[..., tuple[Any, ...]] = lambda *args: args
+
+    def __get__(self, client: ContractClient | None, owner: type | None = None) -> BoundTransaction:
+        if client is None:
+            raise AttributeError(f"{self.solidity} is bound to a deployed contract")
+        return BoundTransaction(client, self)
+
+
 class RewardDistributorClient(ContractClient):
     artifact_name = "RewardDistributor"
 
-    # ------------------------------------------------------------ campaigns
+    # ------------------------------------------------------------ transactions
+    # One row per state-changing function: ``d.fund(1, 100, sender=owner)`` sends and waits,
+    # ``d.fund.build(1, 100, sender=owner)`` returns the unsigned dict, ``d.fund.data(1, 100)``
+    # the call data (see BoundTransaction). Amounts are integers in token base units.
 
-    def build_create_campaign_tx(
-        self, campaign_id: int, owner: str, *, sender: str, **overrides: Any
-    ) -> TxParams:
-        return self._build(self._create_campaign(campaign_id, owner), sender, overrides)
-
-    def create_campaign(
-        self,
-        campaign_id: int,
-        owner: str,
-        *,
-        sender: Sender,
-        confirmations: int = 1,
-        **overrides: Any,
-    ) -> TxReceipt:
-        return self._send(
-            self._create_campaign(campaign_id, owner), sender, confirmations, overrides
-        )
-
-    def _create_campaign(self, campaign_id: int, owner: str) -> ContractFunction:
-        return self.contract.functions.createCampaign(campaign_id, Web3.to_checksum_address(owner))
-
-    def build_close_campaign_tx(
-        self, campaign_id: int, *, sender: str, **overrides: Any
-    ) -> TxParams:
-        return self._build(self.contract.functions.closeCampaign(campaign_id), sender, overrides)
-
-    def close_campaign(
-        self, campaign_id: int, *, sender: Sender, confirmations: int = 1, **overrides: Any
-    ) -> TxReceipt:
-        fn = self.contract.functions.closeCampaign(campaign_id)
-        return self._send(fn, sender, confirmations, overrides)
-
-    def build_fund_tx(
-        self, campaign_id: int, amount: int, *, sender: str, **overrides: Any
-    ) -> TxParams:
-        return self._build(self.contract.functions.fund(campaign_id, amount), sender, overrides)
-
-    def fund(
-        self,
-        campaign_id: int,
-        amount: int,
-        *,
-        sender: Sender,
-        confirmations: int = 1,
-        **overrides: Any,
-    ) -> TxReceipt:
-        """Needs a prior ``approve(distributor, amount)`` by the campaign owner."""
-        fn = self.contract.functions.fund(campaign_id, amount)
-        return self._send(fn, sender, confirmations, overrides)
-
-    def build_fund_with_permit_tx(
-        self,
-        campaign_id: int,
-        amount: int,
-        permit: PermitSignature,
-        *,
-        sender: str,
-        **overrides: Any,
-    ) -> TxParams:
-        return self._build(self._fund_with_permit(campaign_id, amount, permit), sender, overrides)
-
-    def fund_with_permit(
-        self,
-        campaign_id: int,
-        amount: int,
-        permit: PermitSignature,
-        *,
-        sender: Sender,
-        confirmations: int = 1,
-        **overrides: Any,
-    ) -> TxReceipt:
-        fn = self._fund_with_permit(campaign_id, amount, permit)
-        return self._send(fn, sender, confirmations, overrides)
-
-    def _fund_with_permit(
-        self, campaign_id: int, amount: int, permit: PermitSignature
-    ) -> ContractFunction:
-        return self.contract.functions.fundWithPermit(
-            campaign_id, amount, permit.deadline, permit.v, permit.r, permit.s
-        )
-
-    def build_refund_tx(
-        self, campaign_id: int, amount: int, *, sender: str, **overrides: Any
-    ) -> TxParams:
-        return self._build(self.contract.functions.refund(campaign_id, amount), sender, overrides)
-
-    def refund(
-        self,
-        campaign_id: int,
-        amount: int,
-        *,
-        sender: Sender,
-        confirmations: int = 1,
-        **overrides: Any,
-    ) -> TxReceipt:
-        fn = self.contract.functions.refund(campaign_id, amount)
-        return self._send(fn, sender, confirmations, overrides)
-
-    # ------------------------------------------------------------ roots
-
-    def build_submit_root_tx(
-        self,
-        root: bytes | str,
-        payout_table_cid: str,
-        total_committed: int,
-        campaign_commitments: Mapping[int, int],
-        *,
-        sender: str,
-        **overrides: Any,
-    ) -> TxParams:
-        fn = self._submit_root(root, payout_table_cid, total_committed, campaign_commitments)
-        return self._build(fn, sender, overrides)
-
-    def submit_root(
-        self,
-        root: bytes | str,
-        payout_table_cid: str,
-        total_committed: int,
-        campaign_commitments: Mapping[int, int],
-        *,
-        sender: Sender,
-        confirmations: int = 1,
-        **overrides: Any,
-    ) -> TxReceipt:
-        """``campaign_commitments``: new cumulative commitment of each campaign that changed."""
-        fn = self._submit_root(root, payout_table_cid, total_committed, campaign_commitments)
-        return self._send(fn, sender, confirmations, overrides)
-
-    def _submit_root(
-        self,
-        root: bytes | str,
-        payout_table_cid: str,
-        total_committed: int,
-        campaign_commitments: Mapping[int, int],
-    ) -> ContractFunction:
-        ids = sorted(campaign_commitments)  # the contract wants strictly increasing ids
-        return self.contract.functions.submitRoot(
-            _bytes32(root),
-            payout_table_cid,
-            total_committed,
-            ids,
-            [campaign_commitments[i] for i in ids],
-        )
-
-    def build_accept_root_tx(self, *, sender: str, **overrides: Any) -> TxParams:
-        return self._build(self.contract.functions.acceptRoot(), sender, overrides)
-
-    def accept_root(self, *, sender: Sender, confirmations: int = 1, **overrides: Any) -> TxReceipt:
-        return self._send(self.contract.functions.acceptRoot(), sender, confirmations, overrides)
-
-    def build_revoke_pending_root_tx(self, *, sender: str, **overrides: Any) -> TxParams:
-        return self._build(self.contract.functions.revokePendingRoot(), sender, overrides)
-
-    def revoke_pending_root(
-        self, *, sender: Sender, confirmations: int = 1, **overrides: Any
-    ) -> TxReceipt:
-        fn = self.contract.functions.revokePendingRoot()
-        return self._send(fn, sender, confirmations, overrides)
-
-    # ------------------------------------------------------------ claims
-
-    def build_claim_tx(
-        self,
-        account: str,
-        cumulative_amount: int,
-        proof: Sequence[bytes | str],
-        *,
-        sender: str,
-        **overrides: Any,
-    ) -> TxParams:
-        return self._build(self._claim(account, cumulative_amount, proof), sender, overrides)
-
-    def claim(
-        self,
-        account: str,
-        cumulative_amount: int,
-        proof: Sequence[bytes | str],
-        *,
-        sender: Sender,
-        confirmations: int = 1,
-        **overrides: Any,
-    ) -> TxReceipt:
-        """Pays ``cumulative_amount - claimed(account)`` to ``account``; any sender may relay."""
-        fn = self._claim(account, cumulative_amount, proof)
-        return self._send(fn, sender, confirmations, overrides)
-
-    def _claim(
-        self, account: str, cumulative_amount: int, proof: Sequence[bytes | str]
-    ) -> ContractFunction:
-        return self.contract.functions.claim(
-            Web3.to_checksum_address(account), cumulative_amount, [_bytes32(p) for p in proof]
-        )
-
-    # ------------------------------------------------------------ pause and roles
-
-    def build_pause_tx(self, *, sender: str, **overrides: Any) -> TxParams:
-        return self._build(self.contract.functions.pause(), sender, overrides)
-
-    def pause(self, *, sender: Sender, confirmations: int = 1, **overrides: Any) -> TxReceipt:
-        return self._send(self.contract.functions.pause(), sender, confirmations, overrides)
-
-    def build_unpause_tx(self, *, sender: str, **overrides: Any) -> TxParams:
-        return self._build(self.contract.functions.unpause(), sender, overrides)
-
-    def unpause(self, *, sender: Sender, confirmations: int = 1, **overrides: Any) -> TxReceipt:
-        return self._send(self.contract.functions.unpause(), sender, confirmations, overrides)
-
-    def build_grant_role_tx(
-        self, role: Role, account: str, *, sender: str, **overrides: Any
-    ) -> TxParams:
-        fn = self.contract.functions.grantRole(role.value, Web3.to_checksum_address(account))
-        return self._build(fn, sender, overrides)
-
-    def grant_role(
-        self, role: Role, account: str, *, sender: Sender, confirmations: int = 1, **overrides: Any
-    ) -> TxReceipt:
-        fn = self.contract.functions.grantRole(role.value, Web3.to_checksum_address(account))
-        return self._send(fn, sender, confirmations, overrides)
-
-    def revoke_role(
-        self, role: Role, account: str, *, sender: Sender, confirmations: int = 1, **overrides: Any
-    ) -> TxReceipt:
-        fn = self.contract.functions.revokeRole(role.value, Web3.to_checksum_address(account))
-        return self._send(fn, sender, confirmations, overrides)
+    create_campaign = Transaction("createCampaign", lambda cid, owner: (cid, _address(owner)))
+    close_campaign = Transaction("closeCampaign")
+    fund = Transaction("fund")  # needs a prior approve(distributor, amount) by the owner
+    fund_with_permit = Transaction(
+        "fundWithPermit",
+        lambda cid, amount, p: (cid, amount, p.deadline, p.v, p.r, p.s),
+    )
+    refund = Transaction("refund")
+    submit_root = Transaction("submitRoot", _submit_root_args)
+    accept_root = Transaction("acceptRoot")
+    revoke_pending_root = Transaction("revokePendingRoot")
+    # Pays cumulative_amount - claimed(account) to account; any sender may relay.
+    claim = Transaction(
+        "claim", lambda account, amount, proof: (_address(account), amount, _proof(proof))
+    )
+    # claim for a batch of ClaimEntry, all or nothing (ClaimRejected(index, reason)).
+    claim_many = Transaction("claimMany", _claim_many_args)
+    pause = Transaction("pause")
+    unpause = Transaction("unpause")
+    grant_role = Transaction("grantRole", lambda role, account: (role.value, _address(account)))
+    revoke_role = Transaction("revokeRole", lambda role, account: (role.value, _address(account)))
 
     # ------------------------------------------------------------ views
 

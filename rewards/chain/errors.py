@@ -55,6 +55,12 @@ class ContractRevert(ChainError):
         spec = error_registry().get(data[:4]) if len(data) >= 4 else None
         self.error_name = spec.name if spec else "UnknownRevert"
         self.args_by_name: dict[str, Any] = spec.decode(data) if spec else {}
+        # claimMany's ClaimRejected(index, reason) wraps the error of the entry that failed.
+        self.index: int | None = None
+        self.inner: ContractRevert | None = None
+        if self.error_name == "ClaimRejected" and "reason" in self.args_by_name:
+            self.index = int(self.args_by_name["index"])
+            self.inner = ContractRevert(bytes.fromhex(self.args_by_name["reason"][2:]))
         shown = ", ".join(f"{k}={v!r}" for k, v in self.args_by_name.items())
         super().__init__(
             f"contract reverted: {self.error_name}({shown})",

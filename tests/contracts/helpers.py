@@ -12,7 +12,7 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from web3.types import Wei
 
-from rewards.chain import ContractRevert, error_selector
+from rewards.chain import ClaimEntry, ContractRevert, error_selector
 from rewards.merkle import StandardMerkleTree
 from tests.chain_fixtures import RewardContracts
 
@@ -97,3 +97,20 @@ def claim(c: RewardContracts, tree: StandardMerkleTree, account: str) -> Any:
     return c.distributor.claim(
         account, tree.amount_of(account), tree.proof(account), sender=c.relayer
     )
+
+
+def claim_many(c: RewardContracts, tree: StandardMerkleTree, accounts: list[str]) -> Any:
+    entries = [ClaimEntry(a, tree.amount_of(a), tree.proof(a)) for a in accounts]
+    return c.distributor.claim_many(entries, sender=c.relayer)
+
+
+@contextmanager
+def rejects(index: int, name: str, **expected_args: Any) -> Iterator[None]:
+    """Expect ``claimMany`` to revert with ``ClaimRejected(index, <name>(...))``."""
+    with reverts("ClaimRejected", index=index) as info:
+        yield
+    inner = info.value.inner
+    assert inner is not None
+    assert inner.selector == error_selector(name), inner.message
+    for key, value in expected_args.items():
+        assert inner.args_by_name[key] == value, inner.message

@@ -41,7 +41,7 @@ def test_compiler_input_is_pinned_and_self_contained() -> None:
     assert "contracts/src/RewardDistributor.sol" in sources
     assert all("content" in s for s in sources.values())
     oz = [name for name in sources if name.startswith("node_modules/@openzeppelin/contracts/")]
-    assert "node_modules/@openzeppelin/contracts/utils/cryptography/MerkleProof.sol" in oz
+    assert "node_modules/@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol" in oz
     assert (BUILD_DIR / "solc-version.txt").read_text().startswith("0.8.37+commit.")
 
 

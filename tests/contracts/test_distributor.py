@@ -7,6 +7,7 @@ from eth_utils import keccak
 from web3.contract.contract import ContractFunction
 
 from rewards.chain import (
+    ClaimEntry,
     ContractRevert,
     RewardDistributorClient,
     Role,
@@ -27,10 +28,12 @@ from .helpers import (
     ZERO_ADDRESS,
     accept,
     claim,
+    claim_many,
     contributor,
     fund,
     open_campaign,
     publish,
+    rejects,
     reverts,
     submit,
 )
@@ -268,9 +271,17 @@ def test_claim_with_token_returning_false_reverts_and_changes_nothing(
     with reverts("NothingToClaim", alreadyClaimed=600):
         d.claim(A, 600, tree.proof(A), sender=c.relayer)
     assert d.claimed(A) == 0
+    # The same through claimMany: every state change of a batch precedes its first transfer.
+    replay = d.contract.encode_abi("claimMany", args=[[B], [400], [tree.proof_bytes(B)]])
+    mock.functions.setHook(d.address, replay).transact({"from": c.admin})
+    with reverts("ClaimRejected", index=0):
+        d.claim_many([ClaimEntry(B, 400, tree.proof(B))], sender=c.relayer)
+    assert d.claimed(B) == 0
     mock.functions.setHook(ZERO_ADDRESS, b"").transact({"from": c.admin})
     d.claim(A, 600, tree.proof(A), sender=c.relayer)
     assert mock.functions.balanceOf(A).call() == 600
+    d.claim_many([ClaimEntry(B, 400, tree.proof(B))], sender=c.relayer)
+    assert mock.functions.balanceOf(B).call() == 400
 
 
 def _mock_abi() -> list[dict]:
@@ -390,6 +401,108 @@ def test_claim_beyond_a_roots_committed_total_is_refused(reward_contracts: Rewar
     with reverts("ExceedsCommitted", amount=700, outstanding=300):
         claim(c, tree, B)
     assert c.token.balance_of(c.distributor.address) == 1_300
+
+
+def test_claim_many_pays_every_account_once_in_one_transaction(
+    reward_contracts: RewardContracts,
+) -> None:
+    c = reward_contracts
+    d = c.distributor
+    D = contributor(4)
+    open_campaign(c, 1, 1_000)
+    tree = publish(c, {A: 300, B: 450, C: 50, D: 200}, {1: 1_000})
+    claim(c, tree, D)  # claimed alone before: the batch must not pay it again
+    receipt = claim_many(c, tree, [A, B, C])
+    events = [(e.name, e.args) for e in d.events_in(receipt)]
+    assert events == [
+        ("Claimed", {"account": A, "amount": 300, "cumulativeAmount": 300}),
+        ("Claimed", {"account": B, "amount": 450, "cumulativeAmount": 450}),
+        ("Claimed", {"account": C, "amount": 50, "cumulativeAmount": 50}),
+    ]
+    assert [c.token.balance_of(x) for x in (A, B, C, D)] == [300, 450, 50, 200]
+    assert [d.claimed(x) for x in (A, B, C, D)] == [300, 450, 50, 200]
+    totals = d.totals()
+    assert (totals.claimed, totals.outstanding) == (1_000, 0)
+    assert c.token.balance_of(d.address) == 0
+    with rejects(0, "NothingToClaim", alreadyClaimed=300):
+        claim_many(c, tree, [A])  # a batch cannot be replayed either
+    # The next root: a batch pays only the differences, and an empty batch does nothing.
+    open_campaign(c, 2, 500)
+    tree2 = publish(c, {A: 400, B: 450, C: 150, D: 200}, {2: 200}, cid=CID2)
+    claim_many(c, tree2, [C, A])
+    assert [c.token.balance_of(x) for x in (A, C)] == [400, 150]
+    receipt = c.distributor.claim_many([], sender=c.relayer)
+    assert d.events_in(receipt) == []
+    assert d.totals().claimed == 1_200
+
+
+def test_claim_many_reverts_whole_batch_with_the_failing_index(
+    reward_contracts: RewardContracts,
+) -> None:
+    c = reward_contracts
+    d = c.distributor
+    open_campaign(c, 1, 1_000)
+    tree = publish(c, {A: 600, B: 400}, {1: 1_000})
+    good, bad = ClaimEntry(A, 600, tree.proof(A)), ClaimEntry(B, 401, tree.proof(B))
+    with rejects(1, "InvalidProof"):
+        d.claim_many([good, bad], sender=c.relayer)
+    with rejects(1, "NothingToClaim", alreadyClaimed=600):
+        d.claim_many([good, good], sender=c.relayer)  # the same leaf twice in one batch
+    with reverts("LengthMismatch"):
+        call(d.contract.functions.claimMany([A, B], [600], [tree.proof_bytes(A)]), c.relayer)
+    with reverts("LengthMismatch"):
+        call(d.contract.functions.claimMany([A], [600], []), c.relayer)
+    d.pause(sender=c.guardian)
+    with reverts("EnforcedPause"):
+        claim_many(c, tree, [A, B])
+    d.unpause(sender=c.admin)
+    # Nothing of a rejected batch was kept.
+    assert (d.claimed(A), c.token.balance_of(A), d.totals().claimed) == (0, 0, 0)
+    claim_many(c, tree, [B, A])
+    assert (c.token.balance_of(A), c.token.balance_of(B)) == (600, 400)
+
+
+def test_claim_many_beyond_a_roots_committed_total_names_the_entry(
+    reward_contracts: RewardContracts,
+) -> None:
+    c = reward_contracts
+    open_campaign(c, 1, 1_000)
+    open_campaign(c, 2, 1_000)
+    tree = publish(c, {A: 700, B: 700}, {1: 1_000}, total=1_000)  # leaves: 1,400 > 1,000
+    with rejects(1, "ExceedsCommitted", amount=700, outstanding=300):
+        claim_many(c, tree, [A, B])
+    claim_many(c, tree, [A])
+    assert c.token.balance_of(c.distributor.address) == 1_300
+
+
+def test_claim_many_single_entry_errors_outside_a_batch_are_unwrapped(
+    reward_contracts: RewardContracts,
+) -> None:
+    """claim() raises the plain errors; only claimMany wraps them with the entry's index."""
+    c = reward_contracts
+    open_campaign(c, 1, 100)
+    tree = publish(c, {A: 100}, {1: 100})
+    with reverts("InvalidProof"):
+        c.distributor.claim(A, 99, tree.proof(A), sender=c.relayer)
+    with rejects(0, "InvalidProof"):
+        c.distributor.claim_many([ClaimEntry(A, 99, tree.proof(A))], sender=c.relayer)
+
+
+def test_claim_many_proofs_of_every_depth_verify(reward_contracts: RewardContracts) -> None:
+    """The contract's proof loop agrees with StandardMerkleTree for trees of 1 to 33 leaves."""
+    c = reward_contracts
+    accounts = [contributor(100 + i) for i in range(33)]
+    open_campaign(c, 1, 10**6)
+    paid = 0
+    for size in (1, 2, 3, 5, 8, 33):
+        leaves: dict[str, int] = {a: 10 * (i + 1) + size for i, a in enumerate(accounts[:size])}
+        previous = {a: c.distributor.claimed(a) for a in leaves}
+        total = c.distributor.totals().committed + sum(v - previous[a] for a, v in leaves.items())
+        tree = publish(c, leaves, {1: total}, total=total)
+        claim_many(c, tree, list(leaves))
+        paid += sum(v - previous[a] for a, v in leaves.items())
+        assert c.distributor.totals().claimed == paid
+    assert c.token.balance_of(accounts[0]) == 10 + 33
 
 
 def test_submit_root_reverts(reward_contracts: RewardContracts) -> None:
@@ -665,7 +778,7 @@ def test_build_tx_returns_an_unsigned_dict_that_signs_and_sends(
     d = c.distributor
     manager_key = funded_key(c, 1)
     d.grant_role(Role.CAMPAIGN_MANAGER, manager_key.address, sender=c.admin)
-    tx = d.build_create_campaign_tx(5, c.owner, sender=manager_key.address)
+    tx = d.create_campaign.build(5, c.owner, sender=manager_key.address)
     assert tx["to"] == d.address
     assert tx["from"] == manager_key.address
     assert tx["gas"] > 21_000
@@ -677,12 +790,12 @@ def test_build_tx_returns_an_unsigned_dict_that_signs_and_sends(
     )
     assert receipt["status"] == 1
     assert d.campaign(5) is not None
-    # The convenience path signs locally when given a key, and build_* fails early on a revert.
+    # The convenience path signs locally when given a key, and .build() fails early on a revert.
     with reverts("CampaignExists"):
-        d.build_create_campaign_tx(5, c.owner, sender=manager_key.address)
+        d.create_campaign.build(5, c.owner, sender=manager_key.address)
     receipt = d.create_campaign(6, c.owner, sender=manager_key)
     assert receipt["from"] == manager_key.address
-    tx = d.build_close_campaign_tx(6, sender=manager_key.address)
+    tx = d.close_campaign.build(6, sender=manager_key.address)
     send_transaction(c.chain.w3, tx, manager_key)
     info = d.campaign(6)
     assert info is not None
@@ -696,23 +809,24 @@ def test_build_tx_for_every_state_changing_method(reward_contracts: RewardContra
     c.token.approve(d.address, 50, sender=c.owner)
     tree = StandardMerkleTree.of([(A, 100)])
     built = [
-        d.build_fund_tx(1, 50, sender=c.owner),
-        d.build_submit_root_tx(tree.root, CID, 100, {1: 100}, sender=c.updater),
-        d.build_pause_tx(sender=c.guardian),
-        d.build_grant_role_tx(Role.GUARDIAN, A, sender=c.admin),
+        d.fund.build(1, 50, sender=c.owner),
+        d.submit_root.build(tree.root, CID, 100, {1: 100}, sender=c.updater),
+        d.pause.build(sender=c.guardian),
+        d.grant_role.build(Role.GUARDIAN, A, sender=c.admin),
     ]
     submit(c, {A: 100}, {1: 100})
-    built.append(d.build_revoke_pending_root_tx(sender=c.guardian))
+    built.append(d.revoke_pending_root.build(sender=c.guardian))
     c.chain.increase_time(c.timelock)
-    built.append(d.build_accept_root_tx(sender=c.relayer))
+    built.append(d.accept_root.build(sender=c.relayer))
     d.accept_root(sender=c.relayer)
-    built.append(d.build_claim_tx(A, 100, tree.proof(A), sender=c.relayer))
+    built.append(d.claim.build(A, 100, tree.proof(A), sender=c.relayer))
+    built.append(d.claim_many.build([ClaimEntry(A, 100, tree.proof(A))], sender=c.relayer))
     d.pause(sender=c.guardian)
-    built.append(d.build_unpause_tx(sender=c.admin))
+    built.append(d.unpause.build(sender=c.admin))
     d.unpause(sender=c.admin)
     d.fund(1, 50, sender=c.owner)
     d.close_campaign(1, sender=c.manager)
-    built.append(d.build_refund_tx(1, 50, sender=c.owner))
+    built.append(d.refund.build(1, 50, sender=c.owner))
     chain_id = c.chain.w3.eth.chain_id
     for tx in built:
         assert tx["to"] == d.address

@@ -1,6 +1,7 @@
-"""Property tests: random sequences of fund / submit / accept / revoke / claim / pause / close /
-refund, by random senders, against a model. Every call's outcome (success or the exact custom
-error, by selector) is predicted by the model; after every step the invariants are checked:
+"""Property tests: random sequences of fund / submit / accept / revoke / claim / claimMany /
+pause / close / refund, by random senders, against a model. Every call's outcome (success or the
+exact custom error, by selector) is predicted by the model; after every step the invariants are
+checked:
 
 - the distributor holds exactly deposited - refunded - claimed; total paid <= total deposited;
 - claimed <= committed (current root) <= deposited - refunded, and so is the pending commitment;
@@ -26,7 +27,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from rewards.chain import ContractRevert, Role, error_selector
+from rewards.chain import ClaimEntry, ContractRevert, Role, error_selector
 from rewards.merkle import StandardMerkleTree
 from tests.chain_fixtures import Chain, RewardContracts
 
@@ -333,6 +334,61 @@ def _machine(c: RewardContracts, owners: dict[int, str], base: list[object]) -> 
             after = d.claimed(account)
             assert after >= before  # cumulative claimed never decreases
             assert after <= leaf  # and never exceeds the account's leaf
+
+        @rule(
+            picks=st.lists(st.tuples(st.integers(0, 3), st.booleans()), max_size=6),
+            relayer=senders,
+        )
+        def claim_many(self, picks: list[tuple[int, bool]], relayer: str) -> None:
+            """A batch of entries (repeats and stale proofs allowed): all paid, or the first bad
+            entry's error wrapped in ClaimRejected(index, ...) and nothing paid."""
+            m = self.model
+            entries: list[ClaimEntry] = []
+            claimed = dict(m.claimed)
+            outstanding = m.committed - m.total_claimed
+            failure: tuple[int, str] | None = None
+            for i, (index, stale) in enumerate(picks):
+                account = CONTRIBUTORS[index]
+                tree = m.old_trees[-1] if stale and m.old_trees else m.tree
+                if tree is None:
+                    entries.append(ClaimEntry(account, 1, []))
+                    failure = failure or (i, "InvalidProof")
+                    continue
+                amount = tree.amount_of(account)
+                entries.append(ClaimEntry(account, amount, tree.proof(account)))
+                if failure is not None:
+                    continue
+                delta = amount - claimed[account]
+                if tree is not m.tree:  # a proof of an older root never verifies
+                    failure = (i, "InvalidProof")
+                elif delta <= 0:
+                    failure = (i, "NothingToClaim")
+                elif delta > outstanding:
+                    failure = (i, "ExceedsCommitted")
+                else:
+                    claimed[account] = amount
+                    outstanding -= delta
+            balances = {a: c.token.balance_of(a) for a in CONTRIBUTORS}
+            call = lambda: d.claim_many(entries, sender=relayer)  # noqa: E731
+            if m.paused:
+                _expect(call, "EnforcedPause")
+            elif failure is not None:
+                with pytest.raises(ContractRevert) as info:
+                    call()
+                assert info.value.error_name == "ClaimRejected", info.value.message
+                assert info.value.index == failure[0]
+                assert info.value.inner is not None
+                assert info.value.inner.error_name == failure[1]
+            else:
+                call()
+                for account in CONTRIBUTORS:
+                    delta = claimed[account] - m.claimed[account]
+                    assert c.token.balance_of(account) == balances[account] + delta
+                    self.paid += delta
+                m.claimed = claimed
+            for account in CONTRIBUTORS:
+                assert d.claimed(account) == m.claimed[account]
+                assert d.claimed(account) <= m.leaves[account]
 
         # -------------------------------------------------------------- pause
 

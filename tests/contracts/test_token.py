@@ -76,7 +76,7 @@ def test_fund_with_permit_needs_no_approve(reward_contracts: RewardContracts) ->
     d.create_campaign(1, requester.address, sender=c.manager)
     deadline = c.chain.now() + 3_600
     permit = c.token.sign_permit(requester, d.address, 600, deadline)
-    assert d.build_fund_with_permit_tx(1, 600, permit, sender=requester.address)["gas"] > 21_000
+    assert d.fund_with_permit.build(1, 600, permit, sender=requester.address)["gas"] > 21_000
     receipt = d.fund_with_permit(1, 600, permit, sender=requester)
     assert [e.args["amount"] for e in d.events_in(receipt) if e.name == "Funded"] == [600]
     assert c.token.nonce_of(requester.address) == 1
