@@ -203,8 +203,9 @@ class NextTaskApi(APIView):
         tags=["labeling"],
     )
     def get(self, request: Request, campaign_id: int) -> Response:
-        campaign = selectors.campaign_get_for(user=request_user(request), campaign_id=campaign_id)
-        assignment = services.task_lease_next(campaign=campaign, worker=request_user(request))
+        assignment = services.task_lease_next_in(
+            campaign_id=campaign_id, worker=request_user(request)
+        )
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(TaskOutput(selectors.task_payload(assignment=assignment)).data)

@@ -6,7 +6,7 @@ from .campaigns import campaign_create, campaign_set_status
 from .imports import import_job_create, import_job_run
 from .ingest import UploadResult, items_upload
 from .items import item_complete, item_set_priority
-from .leases import leases_expire, task_lease_next
+from .leases import leases_expire, task_lease_next, task_lease_next_in
 
 __all__ = [
     "UploadResult",
@@ -20,6 +20,7 @@ __all__ = [
     "items_upload",
     "leases_expire",
     "task_lease_next",
+    "task_lease_next_in",
     "worker_block",
     "worker_unblock",
 ]

@@ -27,7 +27,12 @@ def worker_check_not_blocked(*, campaign_id: int, worker_id: int) -> None:
     )
     if reason is None:
         return
-    raise PermissionDenied(
+    raise worker_blocked_error(campaign_id=campaign_id, reason=reason)
+
+
+def worker_blocked_error(*, campaign_id: int, reason: str) -> PermissionDenied:
+    """403 `worker_suspended`, naming the reason."""
+    return PermissionDenied(
         "you are suspended from this campaign: "
         + (reason or "your answers did not match its consensus")
         + ". Other campaigns are not affected; contact the campaign's owner if you think this "

@@ -74,6 +74,47 @@ _ITEM_FIELDS = ["id", "campaign_id", "cid", "media_type", "text"]
 _ASSIGNMENT_FIELDS = ["id", "item_id", "worker_id", "campaign_id", "status", "leased_until"]
 
 
+_CAMPAIGN_FIELDS = [
+    "id",
+    "owner_id",
+    "status",
+    "task_type",
+    "label_schema",
+    "max_labels",
+    "gold_ratio",
+    "budget",
+    "reward_per_label",
+]
+_CAMPAIGN_FOR_LEASE = (
+    "SELECT "
+    + ", ".join(f"c.{name}" for name in _CAMPAIGN_FIELDS)
+    + """, b.id IS NOT NULL, b.reason
+FROM labeling_campaign c
+LEFT JOIN labeling_workerblock b ON b.campaign_id = c.id AND b.worker_id = %s
+WHERE c.id = %s
+"""
+)
+
+
+def campaign_for_lease(*, campaign_id: int, worker_id: int) -> tuple[Campaign, str | None] | None:
+    """The campaign (what next-task reads of it; other fields load on access) and the reason the
+    worker is blocked from it (None: not blocked), in one statement. None: no such campaign."""
+    with connection.cursor() as cursor:
+        cursor.execute(_CAMPAIGN_FOR_LEASE, [worker_id, campaign_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = list(row[: len(_CAMPAIGN_FIELDS)])
+    schema, budget, reward = values[4], values[7], values[8]
+    values[4] = json.loads(schema) if isinstance(schema, str) else schema
+    # What TokenAmountField.from_db_value makes of numeric(78, 0): int.
+    values[7] = None if budget is None else int(budget)
+    values[8] = int(reward)
+    blocked, reason = row[len(_CAMPAIGN_FIELDS) :]
+    campaign = Campaign.from_db(connection.alias, _CAMPAIGN_FIELDS, values)
+    return campaign, (reason or "") if blocked else None
+
+
 def lock_worker(*, lock_class: int, worker_id: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [lock_class, worker_id & 0x7FFFFFFF])

@@ -25,8 +25,9 @@ from accounts.models import User
 from core.errors import Conflict
 
 from ..models import Assignment, AssignmentStatus, Campaign, CampaignStatus, Item, ItemStatus
+from ..selectors import campaign_get_for
 from . import hot_sql
-from .blocks import worker_check_not_blocked
+from .blocks import worker_blocked_error, worker_check_not_blocked
 
 MAX_ATTEMPTS = 8
 RECLAIM_BATCH = 500
@@ -124,6 +125,30 @@ def task_lease_next(*, campaign: Campaign, worker: User) -> Assignment | None:
     if campaign.status != CampaignStatus.ACTIVE:
         raise Conflict(f"campaign is {campaign.status}", code="campaign_not_active")
     worker_check_not_blocked(campaign_id=campaign.pk, worker_id=worker.pk)
+    return _lease_next(campaign=campaign, worker=worker)
+
+
+def task_lease_next_in(*, campaign_id: int, worker: User) -> Assignment | None:
+    """Next task as the API asks for it: by campaign id, in a campaign open to the worker.
+
+    On PostgreSQL the campaign and the worker's block are one statement (see hot_sql); a
+    campaign that is missing or not open to the worker goes the selector's way, for its errors.
+    """
+    found = None
+    if connection.vendor == "postgresql":
+        found = hot_sql.campaign_for_lease(campaign_id=campaign_id, worker_id=worker.pk)
+    if found is None or not found[0].is_open_to(worker):
+        campaign = campaign_get_for(user=worker, campaign_id=campaign_id)
+        return task_lease_next(campaign=campaign, worker=worker)
+    campaign, block_reason = found
+    if campaign.status != CampaignStatus.ACTIVE:
+        raise Conflict(f"campaign is {campaign.status}", code="campaign_not_active")
+    if block_reason is not None:
+        raise worker_blocked_error(campaign_id=campaign.pk, reason=block_reason)
+    return _lease_next(campaign=campaign, worker=worker)
+
+
+def _lease_next(*, campaign: Campaign, worker: User) -> Assignment | None:
     reclaimed = False
     for _ in range(MAX_ATTEMPTS):
         try:
