@@ -39,4 +39,5 @@ class TokenAuthentication(authentication.TokenAuthentication):
         user = User.from_db(connection.alias, _USER_FIELDS, row)
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+        # Token's fields in model order: key, user, created (deferred).
         return user, Token.from_db(connection.alias, ["key", "user_id"], [key, user.pk])

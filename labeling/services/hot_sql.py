@@ -15,13 +15,23 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import connection
+from django.db import connection, models
 
 from accounts.models import User
 
 from ..models import Annotation, Assignment, AssignmentStatus, Campaign, Item
+
+M = TypeVar("M", bound=models.Model)
+
+
+def _loaded(model: type[M], values: dict[str, Any]) -> M:
+    """A model instance as the ORM would load it with only these columns (others load on
+    access). `from_db` wants the values in the model's field order, whatever the names' order."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    return model.from_db(connection.alias, names, [values[name] for name in names])
+
 
 _LEASE = """
 WITH live AS (
@@ -70,8 +80,6 @@ _LEASE_SQL = {
     for gold in (True, False)
     for skip in (True, False)
 }
-_ITEM_FIELDS = ["id", "campaign_id", "cid", "media_type", "text"]
-_ASSIGNMENT_FIELDS = ["id", "item_id", "worker_id", "campaign_id", "status", "leased_until"]
 
 
 _CAMPAIGN_FIELDS = [
@@ -111,7 +119,7 @@ def campaign_for_lease(*, campaign_id: int, worker_id: int) -> tuple[Campaign, s
     values[7] = None if budget is None else int(budget)
     values[8] = int(reward)
     blocked, reason = row[len(_CAMPAIGN_FIELDS) :]
-    campaign = Campaign.from_db(connection.alias, _CAMPAIGN_FIELDS, values)
+    campaign = _loaded(Campaign, dict(zip(_CAMPAIGN_FIELDS, values, strict=True)))
     return campaign, (reason or "") if blocked else None
 
 
@@ -148,12 +156,26 @@ def lease_pick(
     if row is None:
         return None
     lease_id, item_id, leased_until, is_new, cid, media_type, text = row
-    db = connection.alias
-    item = Item.from_db(db, _ITEM_FIELDS, [item_id, campaign.pk, cid, media_type, text])
-    assignment = Assignment.from_db(
-        db,
-        _ASSIGNMENT_FIELDS,
-        [lease_id, item_id, worker.pk, campaign.pk, AssignmentStatus.LEASED, leased_until],
+    item = _loaded(
+        Item,
+        {
+            "id": item_id,
+            "campaign_id": campaign.pk,
+            "cid": cid,
+            "media_type": media_type,
+            "text": text,
+        },
+    )
+    assignment = _loaded(
+        Assignment,
+        {
+            "id": lease_id,
+            "item_id": item_id,
+            "worker_id": worker.pk,
+            "campaign_id": campaign.pk,
+            "status": AssignmentStatus.LEASED,
+            "leased_until": leased_until,
+        },
     )
     assignment.item = item
     assignment.campaign = campaign
@@ -226,11 +248,14 @@ def submit_target(*, worker: User, item_id: int) -> SubmitTarget | None:
         item_status, campaign_id, task_type, schema = row
         cursor.execute(_SUBMIT_LEASE, [item_id, worker.pk])
         lease = cursor.fetchone()
-    campaign = Campaign.from_db(
-        connection.alias,
-        ["id", "task_type", "label_schema"],
-        # Django reads jsonb as text and leaves decoding to the field; a raw cursor does too.
-        [campaign_id, task_type, json.loads(schema) if isinstance(schema, str) else schema],
+    campaign = _loaded(
+        Campaign,
+        {
+            "id": campaign_id,
+            "task_type": task_type,
+            # Django reads jsonb as text and leaves decoding to the field; a raw cursor does too.
+            "label_schema": json.loads(schema) if isinstance(schema, str) else schema,
+        },
     )
     return SubmitTarget(
         item_status=item_status,
@@ -266,10 +291,17 @@ def submit_write(
             },
         )
         annotation_id, created_at = cursor.fetchone()
-    annotation = Annotation.from_db(
-        connection.alias,
-        ["id", "item_id", "worker_id", "assignment_id", "label", "duration_ms", "created_at"],
-        [annotation_id, item_id, worker.pk, assignment_id, label, duration_ms, created_at],
+    annotation = _loaded(
+        Annotation,
+        {
+            "id": annotation_id,
+            "item_id": item_id,
+            "worker_id": worker.pk,
+            "assignment_id": assignment_id,
+            "value": value,
+            "label": label,
+            "duration_ms": duration_ms,
+            "created_at": created_at,
+        },
     )
-    annotation.value = value
     return annotation

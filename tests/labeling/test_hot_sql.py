@@ -1,0 +1,128 @@
+"""The PostgreSQL hot path (labeling/services/hot_sql.py, accounts/authentication.py) loads the
+same objects the ORM would: every field it reads equals the ORM's value, and the fields it does
+not read load on access. The behaviour of next-task and submit is covered by the rest of
+tests/labeling, which runs on PostgreSQL in CI and takes this path there."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed
+
+from accounts.authentication import TokenAuthentication
+from accounts.models import User
+from labeling.models import Annotation, Assignment, Campaign, Item, WorkerBlock
+from labeling.services import hot_sql
+
+from ..conftest import need_service
+from ..factories import CampaignFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _postgresql() -> None:
+    if connection.vendor != "postgresql":
+        need_service("postgresql", "hot_sql runs on PostgreSQL only; set DATABASE_URL")
+
+
+def _same_fields(loaded: object, fresh: object, names: list[str]) -> None:
+    for name in names:
+        assert getattr(loaded, name) == getattr(fresh, name), name
+
+
+def test_campaign_for_lease_matches_the_orm_and_reports_blocks() -> None:
+    campaign = CampaignFactory.create(budget=10**18, gold_ratio=0.25)
+    worker = UserFactory.create()
+    found = hot_sql.campaign_for_lease(campaign_id=campaign.pk, worker_id=worker.pk)
+    assert found is not None
+    loaded, reason = found
+    assert reason is None
+    fresh = Campaign.objects.get(pk=campaign.pk)
+    _same_fields(loaded, fresh, [f.attname for f in Campaign._meta.concrete_fields])
+    assert isinstance(loaded.budget, int)
+    assert isinstance(loaded.reward_per_label, int)
+
+    WorkerBlock.objects.create(campaign=campaign, worker=worker, reason="")
+    found = hot_sql.campaign_for_lease(campaign_id=campaign.pk, worker_id=worker.pk)
+    assert found is not None
+    assert found[1] == ""
+    assert hot_sql.campaign_for_lease(campaign_id=campaign.pk + 999, worker_id=worker.pk) is None
+
+
+def test_lease_and_submit_load_what_the_database_holds() -> None:
+    campaign = CampaignFactory.create()
+    item = Item.objects.create(campaign=campaign, cid="bafkreitest", media_type="image/png")
+    worker = UserFactory.create()
+    now = timezone.now()
+    with transaction.atomic():
+        found = hot_sql.lease_pick(
+            campaign=campaign,
+            worker=worker,
+            gold=False,
+            now=now,
+            until=now + timedelta(minutes=5),
+            skip_locked=True,
+        )
+    assert found is not None
+    lease, is_new = found
+    assert is_new
+    fresh = Assignment.objects.get(pk=lease.pk)
+    _same_fields(lease, fresh, ["id", "item_id", "worker_id", "campaign_id", "status"])
+    assert lease.leased_until == fresh.leased_until
+    _same_fields(lease.item, item, ["id", "campaign_id", "cid", "media_type", "text"])
+    assert lease.item.filename == item.filename  # not read: loads on access
+
+    with transaction.atomic():
+        again = hot_sql.lease_pick(
+            campaign=campaign,
+            worker=worker,
+            gold=False,
+            now=now,
+            until=now + timedelta(minutes=5),
+            skip_locked=True,
+        )
+        assert again is not None
+        assert again[0].pk == lease.pk
+        assert not again[1]
+        target = hot_sql.submit_target(worker=worker, item_id=item.pk)
+        assert target is not None
+        assert target.assignment_id == lease.pk
+        assert target.campaign.label_schema == campaign.label_schema
+        annotation = hot_sql.submit_write(
+            worker=worker,
+            item_id=item.pk,
+            assignment_id=lease.pk,
+            value={"label": "dog"},
+            duration_ms=1200,
+            now=timezone.now(),
+        )
+    stored = Annotation.objects.get(pk=annotation.pk)
+    _same_fields(
+        annotation,
+        stored,
+        ["id", "item_id", "worker_id", "assignment_id", "value", "label", "duration_ms"],
+    )
+    assert annotation.created_at == stored.created_at
+    assert Assignment.objects.get(pk=lease.pk).status == "submitted"
+    assert Item.objects.get(pk=item.pk).label_count == 1
+
+
+def test_token_authentication_loads_the_user_or_refuses() -> None:
+    user = UserFactory.create(display_name="Ann")
+    token = Token.objects.create(user=user)
+    auth = TokenAuthentication()
+    loaded, loaded_token = auth.authenticate_credentials(token.key)
+    fresh = User.objects.get(pk=user.pk)
+    _same_fields(loaded, fresh, [f.attname for f in User._meta.concrete_fields])
+    assert loaded_token.key == token.key
+    assert loaded_token.user_id == user.pk
+    with pytest.raises(AuthenticationFailed, match="Invalid token"):
+        auth.authenticate_credentials("0" * 40)
+    User.objects.filter(pk=user.pk).update(is_active=False)
+    with pytest.raises(AuthenticationFailed, match="inactive"):
+        auth.authenticate_credentials(token.key)
