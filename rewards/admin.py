@@ -2,7 +2,15 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from .models import ChainDeployment, ChainEvent, ChainTx, Epoch, RewardEntry, WalletClaim
+from .models import (
+    ChainDeployment,
+    ChainEvent,
+    ChainTx,
+    ClaimRequest,
+    Epoch,
+    RewardEntry,
+    WalletClaim,
+)
 from .services import chain_tx_retry
 
 
@@ -82,6 +90,27 @@ class ChainEventAdmin(admin.ModelAdmin[ChainEvent]):
 class WalletClaimAdmin(admin.ModelAdmin[WalletClaim]):
     list_display = ("wallet", "claimed", "last_block", "updated_at")
     search_fields = ("=wallet",)
+
+
+@admin.register(ClaimRequest)
+class ClaimRequestAdmin(admin.ModelAdmin[ClaimRequest]):
+    list_display = (
+        "id",
+        "account",
+        "cumulative",
+        "amount",
+        "epoch",
+        "status",
+        "batch_tx",
+        "batch_index",
+        "error_code",
+        "updated_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("=account",)
+    raw_id_fields = ("requested_by", "batch_tx", "superseded_by")
+    readonly_fields = [f.name for f in ClaimRequest._meta.fields]
+    show_full_result_count = False
 
 
 @admin.register(ChainDeployment)

@@ -16,10 +16,10 @@ from rest_framework.views import APIView
 from accounts.selectors import request_user
 from core.errors import NotFound
 
-from .models import ChainTx, Epoch
+from .models import ChainTx, ClaimRequest, Epoch
 from .runtime import require_chain
 from .selectors import epoch_get, epoch_list, reward_summary
-from .services import claim_check, claim_relay
+from .services import claim_check, claim_request
 
 EPOCH_LIST_LIMIT = 100
 
@@ -64,6 +64,38 @@ class RewardsClaimTxOutput(serializers.ModelSerializer[ChainTx]):
         fields = ("id", "idempotency_key", "status", "tx_hash", "mined_tx_hash", "error_code")
 
 
+class RewardsClaimRequestOutput(serializers.ModelSerializer[ClaimRequest]):
+    cumulative_amount = AmountField(source="cumulative", help_text="the leaf being claimed")
+    amount = AmountField(help_text="what it pays: the leaf minus what was paid when asked")
+    tx = RewardsClaimTxOutput(
+        source="batch_tx",
+        allow_null=True,
+        help_text="the claimMany transaction carrying it (null while queued)",
+    )
+
+    class Meta:
+        model = ClaimRequest
+        fields = (
+            "id",
+            "account",
+            "cumulative_amount",
+            "amount",
+            "epoch",
+            "status",
+            "error_code",
+            "tx",
+            "created_at",
+            "updated_at",
+        )
+        extra_kwargs = {
+            "status": {
+                "help_text": "queued (waiting for the next batch), batched (sent in tx), "
+                "confirmed (paid), failed (error_code; nothing_to_claim: paid by other means), "
+                "superseded (a newer root's leaf replaced it: see the newer request)"
+            }
+        }
+
+
 class RewardsMeOutput(serializers.Serializer[Any]):
     wallet = serializers.CharField(allow_null=True)
     pending = AmountField(help_text="awaiting the quality decision")
@@ -73,7 +105,7 @@ class RewardsMeOutput(serializers.Serializer[Any]):
     claimable = AmountField(help_text="the wallet's leaf in the current root minus what was paid")
     claimed = AmountField(help_text="paid to the wallet by the distributor")
     epoch = RewardsEpochOutput(allow_null=True, help_text="the current (latest accepted) epoch")
-    last_claim = RewardsClaimTxOutput(allow_null=True)
+    last_claim = RewardsClaimRequestOutput(allow_null=True)
 
 
 class RewardsProofOutput(serializers.Serializer[Any]):
@@ -88,13 +120,6 @@ class RewardsProofOutput(serializers.Serializer[Any]):
     payout_table_cid = serializers.CharField()
     distributor = serializers.CharField()
     chain_id = serializers.IntegerField()
-
-
-class RewardsClaimOutput(serializers.Serializer[Any]):
-    account = serializers.CharField()
-    cumulative_amount = AmountField()
-    amount = AmountField(help_text="what this claim pays: the leaf minus what was paid")
-    tx = RewardsClaimTxOutput()
 
 
 class RewardsMeApi(APIView):
@@ -140,20 +165,14 @@ class RewardsProofApi(APIView):
 
 
 class RewardsClaimApi(APIView):
-    """The platform sends the claim and pays its gas; the tokens go to the wallet. Idempotent:
-    asking again returns the same transaction."""
+    """The platform claims the wallet's current leaf for it and pays the gas; the tokens go to
+    the wallet. Queued, then sent in the next ``claimMany`` batch. Idempotent: asking again for
+    the same leaf returns the same request."""
 
-    @extend_schema(request=None, responses={202: RewardsClaimOutput}, tags=["rewards"])
+    @extend_schema(request=None, responses={202: RewardsClaimRequestOutput}, tags=["rewards"])
     def post(self, request: Request) -> Response:
-        claimable = claim_check(user=request_user(request))
-        tx = claim_relay(claimable=claimable)
-        body = {
-            "account": claimable.account,
-            "cumulative_amount": claimable.leaf.cumulative,
-            "amount": claimable.amount,
-            "tx": tx,
-        }
-        return Response(RewardsClaimOutput(body).data, status=status.HTTP_202_ACCEPTED)
+        claim = claim_request(user=request_user(request))
+        return Response(RewardsClaimRequestOutput(claim).data, status=status.HTTP_202_ACCEPTED)
 
 
 class RewardsEpochListApi(APIView):

@@ -184,7 +184,8 @@ class EpochLeaf(models.Model):
 class ChainTxKind(models.TextChoices):
     SUBMIT_ROOT = "submit_root", "submitRoot"
     ACCEPT_ROOT = "accept_root", "acceptRoot"
-    CLAIM = "claim", "claim (relayed)"
+    CLAIM = "claim", "claim (relayed one by one, before batches)"
+    CLAIM_MANY = "claim_many", "claimMany (a batch of relayed claims)"
     CREATE_CAMPAIGN = "create_campaign", "createCampaign"
     CLOSE_CAMPAIGN = "close_campaign", "closeCampaign"
 
@@ -203,7 +204,7 @@ class ChainTx(models.Model):
     """The transaction outbox: every transaction the platform sends is a row first.
 
     ``idempotency_key`` is the business key (``submit_root:<epoch>``, ``accept_root:<epoch>``,
-    ``claim:<account>:<cumulative>``, ``create_campaign:<id>``): asking twice gives the same row.
+    ``claim_many:<request ids>``, ``create_campaign:<id>``): asking twice gives the same row.
     The nonce and the signed transaction's hash are written *before* the broadcast, so a crash at
     any point leaves a row that the next run reconciles against the chain.
     """
@@ -326,3 +327,60 @@ class WalletClaim(models.Model):
 
     def __str__(self) -> str:
         return f"{self.wallet}: {self.claimed} claimed"
+
+
+class ClaimRequestStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"  # waiting for the next claimMany batch
+    BATCHED = "batched", "In a batch"  # in a claimMany outbox transaction (batch_tx)
+    CONFIRMED = "confirmed", "Paid"  # its batch is confirmed: the wallet holds the tokens
+    FAILED = "failed", "Failed"  # see error_code; nothing_to_claim means paid by other means
+    SUPERSEDED = "superseded", "Superseded"  # a newer root's leaf replaced it (a new request)
+
+
+OPEN_CLAIM_STATUSES = (ClaimRequestStatus.QUEUED, ClaimRequestStatus.BATCHED)
+
+
+class ClaimRequest(models.Model):
+    """A relayed claim asked for: one leaf ``(account, cumulative)`` to pay through ``claimMany``.
+
+    Unique per leaf, so asking twice is one request; a beat task puts queued requests into a
+    ``claimMany`` outbox transaction (``batch_tx``), and that transaction's fate settles them.
+    """
+
+    account = models.CharField(max_length=42)  # EIP-55 checksum form
+    cumulative = TokenAmountField()  # the leaf
+    amount = TokenAmountField(default=0)  # leaf - claimed when asked: what it is expected to pay
+    epoch = models.PositiveIntegerField()  # the accepted epoch whose leaf it is
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(
+        max_length=12, choices=ClaimRequestStatus.choices, default=ClaimRequestStatus.QUEUED
+    )
+    batch_tx = models.ForeignKey(
+        ChainTx, null=True, blank=True, on_delete=models.PROTECT, related_name="claim_requests"
+    )
+    batch_index = models.PositiveIntegerField(null=True, blank=True)  # position in claimMany
+    error_code = models.CharField(max_length=64, blank=True)
+    superseded_by = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "cumulative"], name="claim_request_leaf")
+        ]
+        indexes = [
+            # The batcher's query: queued requests, oldest first.
+            models.Index(fields=["id"], condition=Q(status="queued"), name="claim_request_queued"),
+            models.Index(fields=["account", "id"], name="claim_request_account"),
+        ]
+
+    def __str__(self) -> str:
+        return f"claim {self.account}:{self.cumulative} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_CLAIM_STATUSES

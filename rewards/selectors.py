@@ -15,8 +15,7 @@ from core.amounts import sum_amounts
 from .merkle import checksum_address
 from .models import (
     UNFINISHED_EPOCH_STATUSES,
-    ChainTx,
-    ChainTxKind,
+    ClaimRequest,
     Epoch,
     EpochLeaf,
     EpochStatus,
@@ -76,7 +75,7 @@ class RewardSummary:
     claimed: int  # paid to the wallet by the contract
     claimable: int  # the wallet's leaf in the current root minus what was paid
     epoch: Epoch | None  # the current (latest accepted) epoch
-    last_claim: ChainTx | None
+    last_claim: ClaimRequest | None  # the latest relayed claim asked for, with its batch
 
     @property
     def awaiting_settlement(self) -> int:
@@ -88,11 +87,10 @@ def _claimed(account: str) -> int:
     return int(row.claimed or 0) if row else 0
 
 
-def claim_tx_latest(*, account: str) -> ChainTx | None:
+def claim_request_latest(*, account: str) -> ClaimRequest | None:
     return (
-        ChainTx.objects.filter(
-            kind=ChainTxKind.CLAIM, idempotency_key__startswith=f"claim:{account}:"
-        )
+        ClaimRequest.objects.filter(account=account)
+        .select_related("batch_tx")
         .order_by("-id")
         .first()
     )
@@ -122,7 +120,7 @@ def reward_summary(*, user: User) -> RewardSummary:
         claimed=claimed,
         claimable=max(int(leaf.cumulative or 0) - claimed, 0) if leaf else 0,
         epoch=epoch,
-        last_claim=claim_tx_latest(account=account) if account else None,
+        last_claim=claim_request_latest(account=account) if account else None,
     )
 
 

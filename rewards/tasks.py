@@ -31,6 +31,12 @@ def outbox_process() -> dict[str, Any]:
     return {"sent": result.sent, "confirmed": result.confirmed, "failed": result.failed}
 
 
+@shared_task(name="rewards.claims_batch", time_limit=300, soft_time_limit=240)
+def claims_batch() -> int:
+    """Queued relayed claims into claimMany outbox transactions; returns how many batches."""
+    return len(services.claim_batches_build())
+
+
 @shared_task(name="rewards.settle_tick", time_limit=900, soft_time_limit=840)
 def settle_tick() -> int | None:
     epoch = services.settle_tick()
@@ -44,11 +50,12 @@ def watch_chain() -> int:
 
 @shared_task(name="rewards.tick", time_limit=900, soft_time_limit=840)
 def tick() -> None:
-    """The beat's one entry: record events, move transactions, move the epoch, send what it
-    queued."""
+    """The beat's one entry: record events, move transactions, move the epoch, batch the
+    relayed claims asked for since the last tick, send what was queued."""
     services.chain_watch()
     services.outbox_process()
     services.settle_tick()
+    services.claim_batches_build()
     services.outbox_process()
 
 

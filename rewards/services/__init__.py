@@ -1,6 +1,12 @@
 """Writes of the rewards app (a package: ledger, epochs, outbox, watcher, claims, deployments)."""
 
-from .claims import claim_check, claim_relay, claim_request
+from .claims import (
+    claim_batches_build,
+    claim_check,
+    claim_request,
+    claim_request_ensure,
+    claims_renew_superseded,
+)
 from .deploy import (
     campaign_chain_register,
     chain_deploy,
@@ -28,9 +34,11 @@ __all__ = [
     "chain_tx_retry",
     "chain_tx_wait",
     "chain_watch",
+    "claim_batches_build",
     "claim_check",
-    "claim_relay",
     "claim_request",
+    "claim_request_ensure",
+    "claims_renew_superseded",
     "epoch_advance",
     "epoch_fail",
     "epoch_open",

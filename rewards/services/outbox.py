@@ -15,7 +15,10 @@ One signing account (``KYODO_UPDATER_KEY``) sends everything, with nonces manage
   has waited (past ``KYODO_CHAIN_RESEND_SECONDS``: sign the same nonce with a higher fee and keep
   both hashes, since either may be mined).
 * The contract makes duplicates harmless too: a second ``submitRoot`` reverts while one is
-  pending, a second ``claim`` of the same leaf reverts with ``NothingToClaim``.
+  pending, a second claim of the same leaf reverts with ``NothingToClaim`` (in a ``claimMany``
+  batch, ``ClaimRejected(index, NothingToClaim(...))``).
+
+Signing itself (fees, nonces, signatures, fee-bumped re-sends) is in :mod:`.signing`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, cast
+from typing import cast
 
 from django.conf import settings
 from django.db import transaction
@@ -37,8 +40,9 @@ from web3.types import TxParams, TxReceipt
 from core.tasks import enqueue_on_commit
 
 from ..chain import ContractRevert, replay_revert, reverts_translated
-from ..models import OPEN_TX_STATUSES, ChainSender, ChainTx, ChainTxKind, ChainTxStatus
+from ..models import OPEN_TX_STATUSES, ChainTx, ChainTxKind, ChainTxStatus
 from ..runtime import ChainSettings, chain_settings, get_web3, require_chain, updater_account
+from .signing import fees, next_nonce, record_signature, resign_with_higher_fee, sign
 
 logger = logging.getLogger(__name__)
 
@@ -189,7 +193,7 @@ def _on_mined(w3: Web3, tx: ChainTx, receipt: TxReceipt, result: OutboxRunResult
     tx.error_code = ""
     tx.save()
     result.confirmed += 1
-    _after_final(tx, receipt)
+    _after_final(tx, receipt, None)
 
 
 def _fail(tx: ChainTx, revert: ContractRevert) -> None:
@@ -198,19 +202,19 @@ def _fail(tx: ChainTx, revert: ContractRevert) -> None:
     tx.last_error = revert.message
     tx.next_attempt_at = None
     tx.save()
-    _after_final(tx, None)
+    _after_final(tx, None, revert)
 
 
-def _after_final(tx: ChainTx, receipt: TxReceipt | None) -> None:
+def _after_final(tx: ChainTx, receipt: TxReceipt | None, revert: ContractRevert | None) -> None:
     """What a settled row changes elsewhere (same transaction, so it happens exactly once)."""
-    if tx.kind == ChainTxKind.CLAIM and receipt is not None:
+    if tx.kind == ChainTxKind.CLAIM_MANY:
+        from .claims import claim_batch_settled
+
+        claim_batch_settled(tx=tx, receipt=receipt, revert=revert)
+    if tx.kind == ChainTxKind.CLAIM and receipt is not None:  # rows from before batches
         from .watcher import claims_record_from_receipt
 
         claims_record_from_receipt(receipt=receipt)
-    if tx.kind == ChainTxKind.CLAIM and tx.error_code == "InvalidProof":
-        from .claims import claim_renew
-
-        claim_renew(failed=tx)  # a newer root replaced the proof: relay under that one
     if tx.kind in (ChainTxKind.SUBMIT_ROOT, ChainTxKind.ACCEPT_ROOT):
         enqueue_on_commit("rewards.settle_tick")
 
@@ -246,7 +250,7 @@ def _reconcile_unmined(
     )
     tx.next_attempt_at = now
     if stuck:
-        raw = _resign_with_higher_fee(w3, account, tx)
+        raw = resign_with_higher_fee(w3, account, tx)
         if raw is not None:
             result.sent += 1
             return raw
@@ -255,52 +259,6 @@ def _reconcile_unmined(
     if not known:  # dropped, or the broadcast after the commit never happened: same bytes again
         return bytes(HexBytes(tx.raw_tx))
     return None
-
-
-def _fees(w3: Web3) -> tuple[int, int | None]:
-    """``(max_fee_per_gas, max_priority_fee_per_gas)``; priority ``None`` on a legacy chain."""
-    block = w3.eth.get_block("latest")
-    base = block.get("baseFeePerGas")
-    cap = int(settings.KYODO_CHAIN_MAX_FEE_WEI)
-    if base is None:
-        return min(int(w3.eth.gas_price), cap), None
-    tip = int(settings.KYODO_CHAIN_PRIORITY_FEE_WEI)
-    return min(2 * int(base) + tip, cap), min(tip, cap)
-
-
-def _sign(w3: Web3, account: LocalAccount, tx: ChainTx) -> tuple[bytes, str]:
-    assert tx.nonce is not None
-    assert tx.gas is not None
-    assert tx.max_fee_per_gas is not None
-    params: dict[str, Any] = {
-        "chainId": tx.chain_id,
-        "nonce": tx.nonce,
-        "to": Web3.to_checksum_address(tx.to),
-        "data": tx.data,
-        "value": int(tx.value or 0),
-        "gas": tx.gas,
-    }
-    if tx.max_priority_fee_per_gas is None:
-        params["gasPrice"] = tx.max_fee_per_gas
-    else:
-        params.update(
-            type=2,
-            maxFeePerGas=tx.max_fee_per_gas,
-            maxPriorityFeePerGas=tx.max_priority_fee_per_gas,
-        )
-    signed = account.sign_transaction(params)
-    return bytes(signed.raw_transaction), HexBytes(signed.hash).to_0x_hex()
-
-
-def _record_signature(tx: ChainTx, raw: bytes, tx_hash: str) -> None:
-    tx.status = ChainTxStatus.SENT
-    tx.tx_hash = tx_hash
-    tx.tx_hashes = [*tx.tx_hashes, tx_hash]
-    tx.raw_tx = "0x" + raw.hex()
-    tx.sent_at = timezone.now()
-    tx.next_attempt_at = timezone.now()
-    tx.attempts += 1
-    tx.save()
 
 
 def _sign_pending(
@@ -331,48 +289,13 @@ def _sign_pending(
             result.failed += 1
         return None
     tx.gas = estimate * (100 + GAS_MARGIN_PERCENT) // 100 + GAS_MARGIN_FIXED
-    tx.max_fee_per_gas, tx.max_priority_fee_per_gas = _fees(w3)
-    tx.nonce = _next_nonce(w3, account, tx.chain_id)
+    tx.max_fee_per_gas, tx.max_priority_fee_per_gas = fees(w3)
+    tx.nonce = next_nonce(w3, account, tx.chain_id)
     tx.error_code = ""
     tx.last_error = ""
-    raw, tx_hash = _sign(w3, account, tx)
-    _record_signature(tx, raw, tx_hash)
+    raw, tx_hash = sign(w3, account, tx)
+    record_signature(tx, raw, tx_hash)
     result.sent += 1
-    return raw
-
-
-def _next_nonce(w3: Web3, account: LocalAccount, chain_id: int) -> int:
-    """Reserve the sender's next nonce (locks its ChainSender row until the caller commits)."""
-    ChainSender.objects.get_or_create(chain_id=chain_id, address=account.address)
-    sender = ChainSender.objects.select_for_update().get(chain_id=chain_id, address=account.address)
-    # The node's pending count covers what another system sent with this key; our row covers
-    # what we signed but the node has not seen yet (a broadcast still to come).
-    nonce = max(sender.next_nonce, int(w3.eth.get_transaction_count(account.address, "pending")))
-    sender.next_nonce = nonce + 1
-    sender.save(update_fields=["next_nonce", "updated_at"])
-    return nonce
-
-
-def _bumped(value: int) -> int:
-    return max(value * (100 + int(settings.KYODO_CHAIN_FEE_BUMP_PERCENT)) // 100, value + 1)
-
-
-def _resign_with_higher_fee(w3: Web3, account: LocalAccount, tx: ChainTx) -> bytes | None:
-    """Same nonce, higher fee, new hash (all hashes kept). None if the fee cap is reached."""
-    assert tx.max_fee_per_gas is not None
-    cap = int(settings.KYODO_CHAIN_MAX_FEE_WEI)
-    current_max, current_tip = _fees(w3)
-    new_max = max(_bumped(tx.max_fee_per_gas), current_max)
-    if new_max > cap:
-        tx.last_error = f"stuck at the fee cap ({cap} wei per gas)"
-        return None
-    tx.max_fee_per_gas = new_max
-    if tx.max_priority_fee_per_gas is not None:
-        tip = max(_bumped(tx.max_priority_fee_per_gas), current_tip or 0)
-        tx.max_priority_fee_per_gas = min(tip, new_max)
-    raw, tx_hash = _sign(w3, account, tx)
-    logger.info("chain tx %s: re-sent nonce %s with max fee %s", tx.pk, tx.nonce, new_max)
-    _record_signature(tx, raw, tx_hash)
     return raw
 
 

@@ -1,4 +1,5 @@
-"""The claims API and the watcher on py-evm: balances, proofs, relayed claims, events."""
+"""The claims API and the watcher on py-evm: balances, proofs, relayed claims in claimMany
+batches, events."""
 
 from __future__ import annotations
 
@@ -9,13 +10,30 @@ import pytest
 from django.utils import timezone
 
 from rewards.merkle import verify
-from rewards.models import ChainCursor, ChainEvent, ChainTx, ChainTxStatus, WalletClaim
-from rewards.services import chain_watch, outbox_process
+from rewards.models import (
+    ChainCursor,
+    ChainEvent,
+    ChainTx,
+    ChainTxKind,
+    ChainTxStatus,
+    ClaimRequest,
+    ClaimRequestStatus,
+    WalletClaim,
+)
+from rewards.services import chain_watch, claim_batches_build, outbox_process
 from tests.conftest import client_for
 
 from .conftest import TOKEN, RewardsChain, add_entries, wallet_user
 
 pytestmark = pytest.mark.django_db
+
+
+def relay() -> list[ChainTx]:
+    """What the beat does for relayed claims: batch the queued requests, send, confirm."""
+    built = claim_batches_build()
+    outbox_process()
+    outbox_process()
+    return built
 
 
 def _accepted_epoch(rc: RewardsChain) -> None:
@@ -74,44 +92,143 @@ def test_relayed_claim_is_idempotent_and_pays_once(settled: Any) -> None:
     client = client_for(alice)
     first = client.post("/api/rewards/me/claim/")
     assert first.status_code == 202, first.json()
+    body = first.json()
+    assert body["status"] == "queued"
+    assert body["tx"] is None
+    assert body["account"] == alice.wallet_address
+    assert body["cumulative_amount"] == body["amount"] == str(3 * TOKEN)
+    assert body["epoch"] == 1
     again = client.post("/api/rewards/me/claim/")
     assert again.status_code == 202
-    assert first.json()["tx"]["id"] == again.json()["tx"]["id"]
-    assert first.json()["amount"] == str(3 * TOKEN)
-    assert first.json()["tx"]["idempotency_key"] == f"claim:{alice.wallet_address}:{3 * TOKEN}"
+    assert again.json()["id"] == body["id"]
+    assert client.get("/api/rewards/me/").json()["last_claim"]["status"] == "queued"
 
-    outbox_process()
-    outbox_process()
-    tx = ChainTx.objects.get(pk=first.json()["tx"]["id"])
-    assert tx.status == ChainTxStatus.CONFIRMED
+    (batch,) = relay()
+    assert batch.kind == ChainTxKind.CLAIM_MANY
+    batch.refresh_from_db()
+    assert batch.status == ChainTxStatus.CONFIRMED
+    request = ClaimRequest.objects.get(pk=body["id"])
+    assert (request.status, request.batch_tx_id, request.batch_index) == ("confirmed", batch.pk, 0)
     assert rc.contracts.token.balance_of(alice.wallet_address) == 3 * TOKEN
     assert WalletClaim.objects.get(wallet=alice.wallet_address).claimed == 3 * TOKEN
+    assert relay() == []  # nothing queued: no transaction
 
     body = client.get("/api/rewards/me/").json()
     assert body["claimed"] == str(3 * TOKEN)
     assert body["claimable"] == "0"
     assert body["last_claim"]["status"] == "confirmed"
+    assert body["last_claim"]["tx"]["status"] == "confirmed"
+    assert body["last_claim"]["tx"]["mined_tx_hash"] == batch.mined_tx_hash
     response = client.post("/api/rewards/me/claim/")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "nothing_to_claim"
     assert client.get("/api/rewards/me/proof/").json()["error"]["code"] == "nothing_to_claim"
 
 
+def test_requests_are_batched_up_to_the_batch_size(
+    pyevm_rewards: RewardsChain, settings: Any
+) -> None:
+    rc = pyevm_rewards
+    settings.KYODO_CLAIM_BATCH_SIZE = 2
+    rc.open_campaign(1, 100 * TOKEN)
+    users = [wallet_user(20 + i) for i in range(5)]
+    for i, user in enumerate(users):
+        add_entries(user, 1, i + 1, TOKEN)
+    _accepted_epoch(rc)
+    for user in users:
+        assert client_for(user).post("/api/rewards/me/claim/").status_code == 202
+    batches = relay()
+    assert len(batches) == 3  # 2 + 2 + 1
+    assert {b.kind for b in batches} == {ChainTxKind.CLAIM_MANY}
+    assert [ClaimRequest.objects.filter(batch_tx=b).count() for b in batches] == [2, 2, 1]
+    for i, user in enumerate(users):
+        assert rc.contracts.token.balance_of(user.wallet_address) == (i + 1) * TOKEN
+    assert set(ClaimRequest.objects.values_list("status", flat=True)) == {"confirmed"}
+    chain_watch()  # the watcher agrees with the receipts
+    assert ChainEvent.objects.filter(name="Claimed").count() == 5
+
+
 def test_the_next_epoch_claims_only_the_difference(settled: Any) -> None:
     rc, alice, _ = settled
     client = client_for(alice)
     client.post("/api/rewards/me/claim/")
-    outbox_process()
-    outbox_process()
+    relay()
     _accepted_epoch(rc)
     body = client.get("/api/rewards/me/").json()
     assert body["settled"] == str(4 * TOKEN)
     assert body["claimable"] == str(TOKEN)
     assert client.post("/api/rewards/me/claim/").json()["amount"] == str(TOKEN)
-    outbox_process()
-    outbox_process()
+    relay()
     assert rc.contracts.token.balance_of(alice.wallet_address) == 4 * TOKEN
     assert rc.distributor.claimed(alice.wallet_address) == 4 * TOKEN
+
+
+def test_a_rejected_entry_fails_alone_and_the_others_go_in_the_next_batch(settled: Any) -> None:
+    rc, alice, bob = settled
+    client_for(alice).post("/api/rewards/me/claim/")
+    bob_request = client_for(bob).post("/api/rewards/me/claim/").json()
+    # Bob claims by himself (with the proof from the API) before the platform's batch goes out.
+    proof = client_for(bob).get("/api/rewards/me/proof/").json()["proof"]
+    rc.distributor.claim(bob.wallet_address, TOKEN, proof, sender=rc.contracts.relayer)
+    (first,) = claim_batches_build()
+    outbox_process()  # the estimate reverts: ClaimRejected(1, NothingToClaim(1 token))
+    first.refresh_from_db()
+    assert first.status == ChainTxStatus.FAILED
+    assert first.error_code == "ClaimRejected"
+    bob_row = ClaimRequest.objects.get(pk=bob_request["id"])
+    assert (bob_row.status, bob_row.error_code) == ("failed", "NothingToClaim")
+    alice_row = ClaimRequest.objects.get(account=alice.wallet_address)
+    assert (alice_row.status, alice_row.batch_tx) == ("queued", None)
+    (second,) = relay()
+    assert second.pk != first.pk
+    alice_row.refresh_from_db()
+    assert alice_row.status == "confirmed"
+    assert rc.contracts.token.balance_of(alice.wallet_address) == 3 * TOKEN
+    assert rc.contracts.token.balance_of(bob.wallet_address) == TOKEN  # paid once, by himself
+    response = client_for(bob).post("/api/rewards/me/claim/")
+    assert response.status_code == 409
+
+
+def test_a_crash_while_batching_leaves_the_requests_queued(
+    settled: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rc, alice, bob = settled
+    client_for(alice).post("/api/rewards/me/claim/")
+    client_for(bob).post("/api/rewards/me/claim/")
+
+    def crash(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("worker killed")
+
+    with monkeypatch.context() as m:
+        m.setattr(ClaimRequest.objects, "bulk_update", crash)
+        with pytest.raises(RuntimeError):
+            claim_batches_build()
+    # The outbox row and the request updates were one transaction: neither happened.
+    assert not ChainTx.objects.filter(kind=ChainTxKind.CLAIM_MANY).exists()
+    assert set(ClaimRequest.objects.values_list("status", flat=True)) == {"queued"}
+    (batch,) = relay()
+    assert ClaimRequest.objects.filter(batch_tx=batch, status="confirmed").count() == 2
+    # A rerun of every step afterwards changes nothing and pays nothing.
+    assert relay() == []
+    assert rc.contracts.token.balance_of(alice.wallet_address) == 3 * TOKEN
+    assert rc.contracts.token.balance_of(bob.wallet_address) == TOKEN
+
+
+def test_a_batch_failing_without_an_index_fails_its_requests(settled: Any) -> None:
+    from rewards.chain import ContractRevert, error_selector
+    from rewards.services.claims import claim_batch_settled
+
+    _, alice, _ = settled
+    client_for(alice).post("/api/rewards/me/claim/")
+    (batch,) = claim_batches_build()
+    ChainTx.objects.filter(pk=batch.pk).update(status="failed", error_code="EnforcedPause")
+    batch.refresh_from_db()
+    revert = ContractRevert(bytes.fromhex(error_selector("EnforcedPause")[2:]))
+    claim_batch_settled(tx=batch, receipt=None, revert=revert)
+    row = ClaimRequest.objects.get()
+    assert (row.status, row.error_code) == ("failed", "EnforcedPause")
+    # Asking again queues it again (only NothingToClaim is final).
+    assert client_for(alice).post("/api/rewards/me/claim/").json()["status"] == "queued"
 
 
 def test_errors_are_json_4xx(settled: Any) -> None:
@@ -185,41 +302,50 @@ def test_confirmations_hold_back_the_newest_blocks(settled: Any, settings: Any) 
 
 
 def test_a_claim_overtaken_by_a_newer_root_is_relayed_again_under_it(settled: Any) -> None:
-    rc, alice, _ = settled
-    client = client_for(alice)
-    first = client.post("/api/rewards/me/claim/").json()["tx"]  # proof of epoch 1
+    rc, alice, bob = settled
+    first = client_for(alice).post("/api/rewards/me/claim/").json()  # leaf of epoch 1
+    client_for(bob).post("/api/rewards/me/claim/")
+    (batch,) = claim_batches_build()
     later = timezone.now() + timedelta(days=1)
-    ChainTx.objects.filter(pk=first["id"]).update(next_attempt_at=later)  # not sent yet...
+    ChainTx.objects.filter(pk=batch.pk).update(next_attempt_at=later)  # not sent yet...
     rc.settle()  # ...while epoch 2 (alice's newer entry) is submitted
     rc.pass_timelock()
-    # ...and the newer root is accepted on-chain (by anyone) before the claim goes out.
+    # ...and the newer root is accepted on-chain (by anyone) before the batch goes out.
     rc.distributor.accept_root(sender=rc.contracts.relayer)
-    ChainTx.objects.filter(pk=first["id"]).update(next_attempt_at=timezone.now())
+    ChainTx.objects.filter(pk=batch.pk).update(next_attempt_at=timezone.now())
     outbox_process()
-    old = ChainTx.objects.get(pk=first["id"])
-    assert old.status == ChainTxStatus.FAILED
-    assert old.error_code == "InvalidProof"  # the database does not know epoch 2 is accepted yet
-    rc.settle()  # now it does: the claim is relayed again with the newer leaf
+    batch.refresh_from_db()
+    assert batch.status == ChainTxStatus.FAILED
+    assert batch.error_code == "ClaimRejected"  # InvalidProof at index 0: the root moved
+    old = ClaimRequest.objects.get(pk=first["id"])
+    assert (old.status, old.error_code) == ("failed", "InvalidProof")
+    assert set(ClaimRequest.objects.values_list("status", flat=True)) == {"failed"}
+    rc.settle()  # the database learns that epoch 2 is accepted: both are renewed under it
     old.refresh_from_db()
-    assert old.error_code == "superseded"
-    renewed = ChainTx.objects.get(idempotency_key=f"claim:{alice.wallet_address}:{4 * TOKEN}")
-    assert renewed.status == ChainTxStatus.CONFIRMED
+    assert old.status == ClaimRequestStatus.SUPERSEDED
+    assert old.superseded_by is not None
+    assert old.superseded_by.cumulative == 4 * TOKEN
+    bob_row = ClaimRequest.objects.get(account=bob.wallet_address)  # his leaf did not change:
+    assert (bob_row.status, bob_row.epoch) == ("queued", 1)  # the same request, queued again
+    relay()
     assert rc.contracts.token.balance_of(alice.wallet_address) == 4 * TOKEN
+    assert rc.contracts.token.balance_of(bob.wallet_address) == TOKEN
+    bob_row.refresh_from_db()
+    assert (bob_row.status, bob_row.epoch) == ("confirmed", 2)  # with epoch 2's proof
+    body = client_for(alice).get("/api/rewards/me/").json()
+    assert body["last_claim"]["status"] == "confirmed"
+    assert body["last_claim"]["cumulative_amount"] == str(4 * TOKEN)
 
 
-def test_a_claim_sent_after_the_database_saw_the_newer_root_is_renewed_at_once(
-    settled: Any,
-) -> None:
+def test_a_queued_request_under_an_older_root_is_renewed_when_batched(settled: Any) -> None:
     rc, alice, _ = settled
-    first = client_for(alice).post("/api/rewards/me/claim/").json()["tx"]
-    later = timezone.now() + timedelta(days=1)
-    ChainTx.objects.filter(pk=first["id"]).update(next_attempt_at=later)
+    first = client_for(alice).post("/api/rewards/me/claim/").json()
     rc.settle()
     rc.pass_timelock()
     assert rc.settle().number == 2  # epoch 2 accepted, in the database too
-    ChainTx.objects.filter(pk=first["id"]).update(next_attempt_at=timezone.now())
-    outbox_process()  # InvalidProof, and relayed again under epoch 2 in the same step
-    assert ChainTx.objects.get(pk=first["id"]).error_code == "superseded"
-    outbox_process()
-    outbox_process()
+    (batch,) = relay()  # the epoch-1 request is superseded; its renewal goes in this batch
+    old = ClaimRequest.objects.get(pk=first["id"])
+    assert old.status == ClaimRequestStatus.SUPERSEDED
+    assert old.superseded_by is not None
+    assert old.superseded_by.batch_tx_id == batch.pk
     assert rc.contracts.token.balance_of(alice.wallet_address) == 4 * TOKEN

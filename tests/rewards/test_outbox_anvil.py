@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from hexbytes import HexBytes
 
-from rewards.models import ChainTx, ChainTxStatus, EpochStatus
-from rewards.services import campaign_chain_register, outbox_process
+from rewards.models import ChainTx, ChainTxKind, ChainTxStatus, ClaimRequest, EpochStatus
+from rewards.services import campaign_chain_register, claim_batches_build, outbox_process
 from storage.services import get_store
 from tests.conftest import client_for
 
@@ -107,10 +108,54 @@ def test_settle_and_claim_on_anvil(anvil_rewards: RewardsChain) -> None:
     assert epoch.status == EpochStatus.ACCEPTED
     response = client_for(alice).post("/api/rewards/me/claim/")
     assert response.status_code == 202
+    claim_batches_build()
     outbox_process()
     outbox_process()
     assert rc.contracts.token.balance_of(alice.wallet_address) == 4 * TOKEN
     assert client_for(alice).get("/api/rewards/me/").json()["claimed"] == str(4 * TOKEN)
+
+
+def test_relayed_claims_go_out_in_claim_many_batches_on_anvil(
+    anvil_rewards: RewardsChain, settings: Any
+) -> None:
+    """Twelve wallets ask; batches of five; one wallet claims by itself in the meantime."""
+    rc = anvil_rewards
+    settings.KYODO_CLAIM_BATCH_SIZE = 5
+    settings.KYODO_CHAIN_CONFIRMATIONS = 2
+    rc.open_campaign(1, 500 * TOKEN)
+    users = [wallet_user(40 + i) for i in range(12)]
+    for i, user in enumerate(users):
+        add_entries(user, 1, i + 1, TOKEN)
+    rc.settle()
+    rc.pass_timelock()
+    for _ in range(3):
+        rc.chain.mine()
+        rc.settle()
+    for user in users:
+        assert client_for(user).post("/api/rewards/me/claim/").status_code == 202
+    self_claimer = users[3]
+    proof = client_for(self_claimer).get("/api/rewards/me/proof/").json()["proof"]
+    rc.distributor.claim(self_claimer.wallet_address, 4 * TOKEN, proof, sender=rc.contracts.relayer)
+    for _ in range(6):
+        claim_batches_build()
+        outbox_process()
+        rc.chain.mine()
+        outbox_process()
+    batches = ChainTx.objects.filter(kind=ChainTxKind.CLAIM_MANY)
+    confirmed = batches.filter(status=ChainTxStatus.CONFIRMED)
+    # The first batch held the self-claimer and was rejected before any nonce was used.
+    assert batches.filter(status=ChainTxStatus.FAILED, error_code="ClaimRejected").count() == 1
+    assert sum(ClaimRequest.objects.filter(batch_tx=b).count() for b in confirmed) == 11
+    for i, user in enumerate(users):
+        assert rc.contracts.token.balance_of(user.wallet_address) == (i + 1) * TOKEN
+        assert rc.distributor.claimed(user.wallet_address) == (i + 1) * TOKEN
+    failed = ClaimRequest.objects.get(account=self_claimer.wallet_address)
+    assert (failed.status, failed.error_code) == ("failed", "NothingToClaim")
+    for batch in confirmed:
+        receipt = rc.chain.w3.eth.get_transaction_receipt(HexBytes(batch.mined_tx_hash))
+        assert receipt["status"] == 1
+        claims = ClaimRequest.objects.filter(batch_tx=batch).count()
+        assert receipt["gasUsed"] / claims < 75_000  # new wallets, short proofs: batched
 
 
 @pytest.fixture
