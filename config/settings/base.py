@@ -244,6 +244,8 @@ KYODO_EPOCH_SECONDS = env_int(
     "KYODO_EPOCH_SECONDS", 7 * 24 * 3600
 )  # a new epoch at most this often
 KYODO_PAYOUT_TABLE_PROOFS = env_bool("KYODO_PAYOUT_TABLE_PROOFS", False)  # proofs in the table
+# Relayed claims per claimMany transaction (docs/rewards.md); the beat's period is the window.
+KYODO_CLAIM_BATCH_SIZE = env_int("KYODO_CLAIM_BATCH_SIZE", 100)
 CELERY_BEAT_SCHEDULE["rewards-tick"] = {
     "task": "rewards.tick",
     "schedule": float(KYODO_CHAIN_POLL_SECONDS),

@@ -47,7 +47,6 @@ from ..selectors import epoch_last_accepted
 from .outbox import chain_tx_ensure, chain_tx_retry
 from .watcher import claims_record_from_receipt
 
-DEFAULT_CLAIM_BATCH_SIZE = 100
 MAX_BATCHES_PER_RUN = 20
 INVALID_PROOF = "InvalidProof"
 NOTHING_TO_CLAIM = "NothingToClaim"
@@ -70,7 +69,7 @@ class ClaimableLeaf:
 
 def claim_batch_size() -> int:
     """``KYODO_CLAIM_BATCH_SIZE``: entries per ``claimMany`` (100 is about 6.3M gas at most)."""
-    return max(1, int(getattr(settings, "KYODO_CLAIM_BATCH_SIZE", DEFAULT_CLAIM_BATCH_SIZE)))
+    return max(1, int(settings.KYODO_CLAIM_BATCH_SIZE))
 
 
 def _claimed(accounts: Sequence[str]) -> dict[str, int]:
