@@ -15,6 +15,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
+from core.sql import prepared_cursor
+
 from .models import User
 
 _USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
@@ -31,7 +33,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
         if connection.vendor != "postgresql":
             return super().authenticate_credentials(key)
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(_USER_SQL, [key])
             row = cursor.fetchone()
         if row is None:

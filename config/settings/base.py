@@ -100,6 +100,14 @@ DATABASES = {
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
     )
 }
+# The hot path's statements are prepared once per connection (core/sql.py); 0 behind a
+# PgBouncer in transaction mode that cannot carry prepared statements. Django's own queries bind
+# on the client and are never prepared, whatever the threshold.
+DATABASE_PREPARE_STATEMENTS = env_bool("DATABASE_PREPARE_STATEMENTS", True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["OPTIONS"] = {
+        "prepare_threshold": 5 if DATABASE_PREPARE_STATEMENTS else None
+    }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # One writer at a time: wait for the lock instead of failing at once (web and worker share it).
     DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}

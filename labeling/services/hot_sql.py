@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from django.db import connection, models
 
 from accounts.models import User
+from core.sql import prepared_cursor
 
 from ..models import Annotation, Assignment, AssignmentStatus, Campaign, Item
 
@@ -107,7 +108,7 @@ WHERE c.id = %s
 def campaign_for_lease(*, campaign_id: int, worker_id: int) -> tuple[Campaign, str | None] | None:
     """The campaign (what next-task reads of it; other fields load on access) and the reason the
     worker is blocked from it (None: not blocked), in one statement. None: no such campaign."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_CAMPAIGN_FOR_LEASE, [worker_id, campaign_id])
         row = cursor.fetchone()
     if row is None:
@@ -124,8 +125,10 @@ def campaign_for_lease(*, campaign_id: int, worker_id: int) -> tuple[Campaign, s
 
 
 def lock_worker(*, lock_class: int, worker_id: int) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [lock_class, worker_id & 0x7FFFFFFF])
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s::int4, %s::int4)", [lock_class, worker_id & 0x7FFFFFFF]
+        )
 
 
 def lease_pick(
@@ -150,7 +153,7 @@ def lease_pick(
         "until": until,
         "max_labels": campaign.max_labels,
     }
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_LEASE_SQL[(gold, skip_locked)], params)
         row = cursor.fetchone()
     if row is None:
@@ -184,7 +187,7 @@ def lease_pick(
 
 
 def reserve_budget(*, campaign_id: int, affordable: int) -> bool:
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             "UPDATE labeling_campaign SET labels_reserved = labels_reserved + 1"
             " WHERE id = %s AND labels_reserved < %s",
@@ -240,7 +243,7 @@ class SubmitTarget:
 def submit_target(*, worker: User, item_id: int) -> SubmitTarget | None:
     """Lock the item, then read the worker's lease on it (a statement of its own, so that it
     sees what committed while this one waited for the item). None: no such item."""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(_SUBMIT_TARGET, [item_id])
         row = cursor.fetchone()
         if row is None:
@@ -277,7 +280,7 @@ def submit_write(
     """The label, its lease marked submitted, the item's label count: one statement."""
     label = value.get("label", "")
     label = label if isinstance(label, str) else ""
-    with connection.cursor() as cursor:
+    with prepared_cursor() as cursor:
         cursor.execute(
             _SUBMIT_WRITE,
             {
@@ -290,7 +293,10 @@ def submit_write(
                 "now": now,
             },
         )
-        annotation_id, created_at = cursor.fetchone()
+        row = cursor.fetchone()
+    if row is None:  # an INSERT … RETURNING returns its row or raises
+        raise RuntimeError("the annotation INSERT returned no row")
+    annotation_id, created_at = row
     annotation = _loaded(
         Annotation,
         {
