@@ -376,6 +376,10 @@ class ClaimRequest(models.Model):
             # The batcher's query: queued requests, oldest first.
             models.Index(fields=["id"], condition=Q(status="queued"), name="claim_request_queued"),
             models.Index(fields=["account", "id"], name="claim_request_account"),
+            # Wallets with a batch in flight, which the batcher leaves out.
+            models.Index(
+                fields=["account"], condition=Q(status="batched"), name="claim_request_batched"
+            ),
         ]
 
     def __str__(self) -> str:

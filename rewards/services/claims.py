@@ -274,8 +274,13 @@ def claim_batch_settled(
             _finish(request, ClaimRequestStatus.CONFIRMED)
         return
     if revert is None or revert.index is None or revert.inner is None:
-        for request in requests:  # no entry named: the batch as a whole failed
-            _finish(request, ClaimRequestStatus.FAILED, tx.error_code or "failed")
+        # No entry named. Mined and reverted after a newer root was accepted in the same block,
+        # the replay on the parent block cannot say why (UnknownRevert): the moved root can.
+        stale = _root_moved(requests)
+        for request in requests:
+            _finish(request, ClaimRequestStatus.FAILED, INVALID_PROOF if stale else tx.error_code)
+            if stale:
+                _renew(request)
         return
     reason = revert.inner.error_name
     stale = reason == INVALID_PROOF and _root_moved(requests)

@@ -1,4 +1,5 @@
-"""Chaos: epoch settlement and relayed claims, with the Celery worker SIGKILLed at random points.
+"""Chaos: epoch settlement and relayed claims (batched into claimMany transactions), with the
+Celery worker SIGKILLed at random points.
 
 A real worker process (Redis broker, the PostgreSQL test database) runs ``rewards.tick`` against
 anvil (a block a second, two confirmations, a 2-second timelock), while this test adds ledger
@@ -10,7 +11,9 @@ Then one last worker finishes the work. Afterwards:
   is exactly the sum of its accepted entries (nothing lost);
 * every wallet received exactly what the distributor says it claimed, and that is its leaf after
   the final claims; each payment appears once in the Claimed events (nothing paid twice);
-* every root on-chain verifies against its payout table and the ledger; no epoch failed.
+* every root on-chain verifies against its payout table and the ledger; no epoch failed;
+* every claim request ended confirmed, or failed only because the contract refused to pay twice
+  (``NothingToClaim``) or because a newer root replaced its proof (then renewed, ``superseded``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from rewards.models import (
     ChainTx,
     ChainTxKind,
     ChainTxStatus,
+    ClaimRequest,
+    ClaimRequestStatus,
     Epoch,
     EpochStatus,
     RewardEntry,
@@ -46,7 +51,7 @@ from rewards.models import (
 )
 from rewards.payout import parse_table
 from rewards.selectors import epoch_unfinished, ledger_problems
-from rewards.services import claim_check, claim_relay
+from rewards.services import claim_request
 from rewards.services import outbox as outbox_module
 from rewards.verify import verify_roots
 from storage.services import get_store
@@ -250,7 +255,7 @@ def _request_claims(users: list[Any], rng: random.Random, share: float) -> int:
             continue
         try:
             with transaction.atomic():
-                claim_relay(claimable=claim_check(user=user))
+                claim_request(user=user)
             asked += 1
         except ApplicationError:
             pass  # nothing to claim yet, or already paid
@@ -279,7 +284,15 @@ def _all_settled() -> bool:
     unsettled = RewardEntry.objects.filter(
         status=RewardStatus.ACCEPTED, epoch__isnull=True
     ).exclude(worker__wallet_address="")
-    return not open_txs.exists() and not unsettled.exists() and epoch_unfinished() is None
+    open_claims = ClaimRequest.objects.filter(
+        status__in=[ClaimRequestStatus.QUEUED, ClaimRequestStatus.BATCHED]
+    )
+    return (
+        not open_txs.exists()
+        and not unsettled.exists()
+        and not open_claims.exists()
+        and epoch_unfinished() is None
+    )
 
 
 def test_settlement_survives_sigkill_at_random_points(
@@ -365,12 +378,17 @@ def test_settlement_survives_sigkill_at_random_points(
         worker.stop()
     elapsed = time.monotonic() - started
     failed_claims = Counter(
-        ChainTx.objects.filter(status=ChainTxStatus.FAILED).values_list("error_code", flat=True)
+        ClaimRequest.objects.exclude(status=ClaimRequestStatus.CONFIRMED).values_list(
+            "status", "error_code"
+        )
     )
+    batches = ChainTx.objects.filter(kind=ChainTxKind.CLAIM_MANY)
     sys.stdout.write(
         "\n".join(kills)
         + f"\n{KILLS} kills, {elapsed:.0f} s, {Epoch.objects.count()} epochs, "
-        + f"{ChainTx.objects.count()} transactions, failed claims: {dict(failed_claims)}\n"
+        + f"{ChainTx.objects.count()} transactions ({batches.count()} claimMany batches for "
+        + f"{ClaimRequest.objects.count()} claim requests), claims not confirmed: "
+        + f"{dict(failed_claims)}\n"
     )
 
     # Nothing lost: the current root commits exactly the ledger, wallet by wallet.
@@ -409,9 +427,16 @@ def test_settlement_survives_sigkill_at_random_points(
     assert [e.root_id for e in epochs] == [r.root_id for r in reports]
     assert len(kills) == KILLS
     failed = ChainTx.objects.filter(status=ChainTxStatus.FAILED)
-    assert not failed.exclude(kind=ChainTxKind.CLAIM).exists()
-    assert set(failed.values_list("error_code", flat=True)) <= {
-        "NothingToClaim",
-        "InvalidProof",
-        "superseded",
+    assert not failed.exclude(kind=ChainTxKind.CLAIM_MANY).exists()
+    # A batch fails only when the contract names an entry (ClaimRejected: paid already, or a
+    # proof of a root replaced meanwhile; its other entries went into a later batch), or when it
+    # was mined in the block that accepted a newer root, after acceptRoot: its replay on the
+    # parent block succeeds, so the reason is unknown, and its requests are renewed.
+    assert set(failed.values_list("error_code", flat=True)) <= {"ClaimRejected", "UnknownRevert"}
+    unpaid = ClaimRequest.objects.exclude(status=ClaimRequestStatus.CONFIRMED)
+    assert set(unpaid.values_list("status", "error_code")) <= {
+        (ClaimRequestStatus.FAILED, "NothingToClaim"),
+        (ClaimRequestStatus.SUPERSEDED, "InvalidProof"),
+        (ClaimRequestStatus.SUPERSEDED, ""),
     }
+    assert batches.filter(status=ChainTxStatus.CONFIRMED).exists()

@@ -349,3 +349,44 @@ def test_a_queued_request_under_an_older_root_is_renewed_when_batched(settled: A
     assert old.superseded_by is not None
     assert old.superseded_by.batch_tx_id == batch.pk
     assert rc.contracts.token.balance_of(alice.wallet_address) == 4 * TOKEN
+
+
+def test_the_beat_tick_batches_and_sends_relayed_claims(settled: Any) -> None:
+    from rewards import tasks
+
+    rc, alice, bob = settled
+    client_for(alice).post("/api/rewards/me/claim/")
+    client_for(bob).post("/api/rewards/me/claim/")
+    tasks.tick()  # watch, outbox, settle, batch, outbox: sent and mined (py-evm automines)
+    tasks.tick()
+    batch = ChainTx.objects.get(kind=ChainTxKind.CLAIM_MANY)
+    assert batch.status == ChainTxStatus.CONFIRMED
+    assert set(ClaimRequest.objects.values_list("status", flat=True)) == {"confirmed"}
+    assert rc.contracts.token.balance_of(bob.wallet_address) == TOKEN
+    assert tasks.claims_batch() == 0  # nothing queued
+
+
+def test_a_batch_reverted_on_chain_after_a_newer_root_is_renewed(settled: Any) -> None:
+    """Mined after acceptRoot in the same block, a batch's replay on the parent block succeeds:
+    the revert is unknown, and the moved root says what happened."""
+    from rewards.chain import ContractRevert
+    from rewards.services.claims import claim_batch_settled
+
+    rc, alice, _ = settled
+    client_for(alice).post("/api/rewards/me/claim/")
+    (batch,) = claim_batches_build()
+    later = timezone.now() + timedelta(days=1)
+    ChainTx.objects.filter(pk=batch.pk).update(next_attempt_at=later)  # not sent by settle()
+    rc.settle()
+    rc.pass_timelock()
+    rc.distributor.accept_root(sender=rc.contracts.relayer)  # on-chain only, for now
+    ChainTx.objects.filter(pk=batch.pk).update(status="failed", error_code="UnknownRevert")
+    batch.refresh_from_db()
+    claim_batch_settled(tx=batch, receipt=None, revert=ContractRevert(b""))
+    row = ClaimRequest.objects.get()
+    assert (row.status, row.error_code) == ("failed", "InvalidProof")
+    rc.settle()  # the database accepts epoch 2: the request is renewed under it
+    row.refresh_from_db()
+    assert row.status == "superseded"
+    relay()
+    assert rc.contracts.token.balance_of(alice.wallet_address) == 4 * TOKEN
