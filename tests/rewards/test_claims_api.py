@@ -390,3 +390,33 @@ def test_a_batch_reverted_on_chain_after_a_newer_root_is_renewed(settled: Any) -
     assert row.status == "superseded"
     relay()
     assert rc.contracts.token.balance_of(alice.wallet_address) == 4 * TOKEN
+
+
+def test_a_batch_signed_but_never_broadcast_pays_once(
+    settled: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker dies after committing the signed claimMany, before the broadcast; a rerun
+    re-sends the same bytes, and rebuilding or re-asking changes nothing."""
+    from rewards.services import outbox as outbox_module
+
+    rc, alice, bob = settled
+    client_for(alice).post("/api/rewards/me/claim/")
+    client_for(bob).post("/api/rewards/me/claim/")
+    (batch,) = claim_batches_build()
+    with monkeypatch.context() as m:
+        m.setattr(outbox_module, "_broadcast", lambda w3, tx, raw: None)
+        assert outbox_process().sent == 1
+    batch.refresh_from_db()
+    assert batch.status == ChainTxStatus.SENT
+    assert rc.contracts.token.balance_of(alice.wallet_address) == 0
+    assert claim_batches_build() == []  # its requests are in flight: no second batch
+    assert client_for(alice).post("/api/rewards/me/claim/").json()["status"] == "batched"
+    outbox_process()  # the node does not know the hash: the same bytes again
+    outbox_process()
+    batch.refresh_from_db()
+    assert batch.status == ChainTxStatus.CONFIRMED
+    assert batch.tx_hashes == [batch.tx_hash]
+    assert set(ClaimRequest.objects.values_list("status", flat=True)) == {"confirmed"}
+    assert rc.contracts.token.balance_of(alice.wallet_address) == 3 * TOKEN
+    assert rc.contracts.token.balance_of(bob.wallet_address) == TOKEN
+    assert relay() == []
