@@ -6,6 +6,7 @@ from .models import (
     ChainDeployment,
     ChainEvent,
     ChainTx,
+    ChainTxKind,
     ClaimRequest,
     Epoch,
     RewardEntry,
@@ -72,7 +73,9 @@ class ChainTxAdmin(admin.ModelAdmin[ChainTx]):
     @admin.action(description="Retry the selected failed transactions")
     def retry(self, request: HttpRequest, queryset: QuerySet[ChainTx]) -> None:
         count = 0
-        for tx in queryset.filter(status="failed"):
+        # A failed claimMany batch is not sent again as it was: its requests were settled or
+        # queued again for a new batch when it failed (rewards.services.claims).
+        for tx in queryset.filter(status="failed").exclude(kind=ChainTxKind.CLAIM_MANY):
             chain_tx_retry(tx=tx)
             count += 1
         self.message_user(request, f"{count} transaction(s) queued again.", messages.SUCCESS)

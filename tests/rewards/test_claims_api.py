@@ -420,3 +420,20 @@ def test_a_batch_signed_but_never_broadcast_pays_once(
     assert rc.contracts.token.balance_of(alice.wallet_address) == 3 * TOKEN
     assert rc.contracts.token.balance_of(bob.wallet_address) == TOKEN
     assert relay() == []
+
+
+def test_the_admin_retry_leaves_failed_claim_batches_alone(settled: Any, rf: Any) -> None:
+    from django.contrib import admin as django_admin
+
+    from rewards.admin import ChainTxAdmin
+
+    _, alice, _ = settled
+    client_for(alice).post("/api/rewards/me/claim/")
+    (batch,) = claim_batches_build()
+    ChainTx.objects.filter(pk=batch.pk).update(status="failed", error_code="ClaimRejected")
+    model_admin = ChainTxAdmin(ChainTx, django_admin.site)
+    request = rf.post("/")
+    model_admin.message_user = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    model_admin.retry(request, ChainTx.objects.all())
+    batch.refresh_from_db()
+    assert batch.status == "failed"
