@@ -59,32 +59,40 @@ def rewards_account_item(*, item_id: int) -> int:
 
 
 def rewards_resolve_pending(*, campaign_id: int) -> tuple[int, int]:
-    """Settle the campaign's PENDING entries once their workers are judged: (accepted, rejected).
+    """Settle the campaign's unsettled entries once their workers are judged: (accepted, rejected).
 
-    A worker now trusted gets its held rewards accepted; a suspended one (a detected spammer) gets
-    them rejected; a worker still on probation keeps them pending.
+    A worker now trusted gets its held (PENDING) rewards accepted. A suspended one (a detected
+    spammer) gets every reward not yet settled rejected: the pending ones and also those already
+    ACCEPTED but in no epoch yet (accepted before the suspension, e.g. while the campaign was not
+    calibrated). An entry an epoch has taken (`epoch` set) is committed to a payout root and is
+    never touched; the UPDATE's `epoch IS NULL` is re-checked on each row it locks, so an epoch
+    that takes the entry concurrently wins and the entry stays paid. A worker still on
+    probation keeps its pending rewards.
     """
-    pending = RewardEntry.objects.filter(
-        campaign_id=campaign_id, status=RewardStatus.PENDING, epoch__isnull=True
-    )
-    workers = set(pending.values_list("worker_id", flat=True).distinct())
+    unsettled = RewardEntry.objects.filter(campaign_id=campaign_id, epoch__isnull=True)
+    pending = unsettled.filter(status=RewardStatus.PENDING)
+    open_rewards = unsettled.filter(status__in=[RewardStatus.PENDING, RewardStatus.ACCEPTED])
+    workers = set(open_rewards.values_list("worker_id", flat=True).distinct())
     if not workers:
         return 0, 0
     statuses = quality_selectors.worker_statuses(campaign_id=campaign_id, worker_ids=workers)
     trusted = [w for w, status in statuses.items() if status == "trusted"]
     suspended = [w for w, status in statuses.items() if status == "suspended"]
+    rejected = open_rewards.filter(worker_id__in=suspended).update(
+        status=RewardStatus.REJECTED, reason="worker_suspended"
+    )
     accepted = pending.filter(worker_id__in=trusted).update(
         status=RewardStatus.ACCEPTED, reason="agrees"
-    )
-    rejected = pending.filter(worker_id__in=suspended).update(
-        status=RewardStatus.REJECTED, reason="worker_suspended"
     )
     return accepted, rejected
 
 
 def rewards_resolve_all_pending() -> tuple[int, int]:
+    """`rewards_resolve_pending` for every campaign with unsettled pending or accepted entries."""
     campaigns = (
-        RewardEntry.objects.filter(status=RewardStatus.PENDING)
+        RewardEntry.objects.filter(
+            status__in=[RewardStatus.PENDING, RewardStatus.ACCEPTED], epoch__isnull=True
+        )
         .values_list("campaign_id", flat=True)
         .distinct()
     )

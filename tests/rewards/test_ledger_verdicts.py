@@ -123,3 +123,38 @@ def test_unproven_workers_wait_then_trusted_paid_and_spammers_rejected(campaign:
         suspended.pk: ("rejected", "worker_suspended"),
     }
     assert RewardEntry.objects.filter(status=RewardStatus.PENDING).count() == 0
+
+
+def test_later_suspension_rejects_unsettled_accepted_rewards_never_settled_ones(
+    campaign: Campaign,
+) -> None:
+    worker, honest = UserFactory.create(), UserFactory.create()
+    # Not calibrated yet: agreeing labels are accepted on agreement alone.
+    first = closed_item(campaign, {worker: "cat", honest: "cat"}, decided="cat")
+    second = closed_item(campaign, {worker: "dog", honest: "dog"}, decided="dog")
+    rewards_account_item(item_id=first.pk)
+    rewards_account_item(item_id=second.pk)
+    assert entries(first)[worker.pk] == ("accepted", "agrees")
+    # The first item's rewards went into a settled epoch: committed to a payout root.
+    RewardEntry.objects.filter(item_id=first.pk).update(epoch=1, wallet="0x" + "1" * 40)
+    WorkerSkill.objects.create(worker=worker, campaign_id=campaign.pk, status="suspended")
+    assert rewards_resolve_pending(campaign_id=campaign.pk) == (0, 1)
+    assert entries(second) == {
+        worker.pk: ("rejected", "worker_suspended"),
+        honest.pk: ("accepted", "agrees"),
+    }
+    assert entries(first)[worker.pk] == ("accepted", "agrees")  # settled: never revisited
+    assert rewards_resolve_pending(campaign_id=campaign.pk) == (0, 0)  # idempotent
+
+
+def test_resolve_all_pending_reaches_campaigns_with_only_accepted_rewards(
+    campaign: Campaign,
+) -> None:
+    from rewards.services import rewards_resolve_all_pending
+
+    worker = UserFactory.create()
+    item = closed_item(campaign, {worker: "cat"}, decided="cat")
+    rewards_account_item(item_id=item.pk)
+    WorkerSkill.objects.create(worker=worker, campaign_id=campaign.pk, status="suspended")
+    assert rewards_resolve_all_pending() == (0, 1)
+    assert entries(item) == {worker.pk: ("rejected", "worker_suspended")}
