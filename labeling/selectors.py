@@ -154,3 +154,63 @@ def items_iter(*, campaign_id: int, chunk_size: int = 2000) -> Iterator[ItemRef]
     )
     for item_id, cid, filename, media_type in rows.iterator(chunk_size=chunk_size):
         yield ItemRef(item_id=item_id, cid=cid, filename=filename, media_type=media_type)
+
+
+# --- whole-campaign streams, for the quality engine's refits and model training ----------------
+# Read only, `values_list(...).iterator()`: memory holds one chunk of rows, never model instances.
+
+CAMPAIGN_CHUNK = 5000
+
+
+def campaign_answers_iter(*, campaign_id: int) -> Iterator[tuple[int, int, str]]:
+    """(worker id, item id, label) of every annotation in the campaign, in no particular order."""
+    rows = Annotation.objects.filter(item__campaign_id=campaign_id).values_list(
+        "worker_id", "item_id", "label"
+    )
+    yield from rows.iterator(chunk_size=CAMPAIGN_CHUNK)
+
+
+def campaign_boxes_iter(*, campaign_id: int) -> Iterator[tuple[int, int, object]]:
+    """(worker id, item id, value) of every annotation in a bounding-box campaign, by item."""
+    rows = (
+        Annotation.objects.filter(item__campaign_id=campaign_id)
+        .order_by("item_id", "id")
+        .values_list("worker_id", "item_id", "value")
+    )
+    yield from rows.iterator(chunk_size=CAMPAIGN_CHUNK)
+
+
+def campaign_items_iter(*, campaign_id: int) -> Iterator[tuple[int, str, str, int]]:
+    """(item id, status, gold label, label count) of every item not in an unfinished import."""
+    rows = (
+        Item.objects.filter(campaign_id=campaign_id)
+        .exclude(status=ItemStatus.STAGED)
+        .order_by("id")
+        .values_list("id", "status", "gold_label", "label_count")
+    )
+    yield from rows.iterator(chunk_size=CAMPAIGN_CHUNK)
+
+
+def campaign_media_iter(
+    *, campaign_id: int, item_ids: list[int] | None = None
+) -> Iterator[tuple[int, str, str, str]]:
+    """(item id, CID, inline text, media type) of the campaign's items (or of `item_ids`)."""
+    rows = Item.objects.filter(campaign_id=campaign_id).exclude(status=ItemStatus.STAGED)
+    if item_ids is not None:
+        rows = rows.filter(pk__in=item_ids)
+    yield from (
+        rows.order_by("id")
+        .values_list("id", "cid", "text", "media_type")
+        .iterator(chunk_size=CAMPAIGN_CHUNK // 10)
+    )
+
+
+def campaigns_with_labels() -> list[tuple[int, int]]:
+    """(campaign id, label count) of active and paused campaigns that have labels (the beat)."""
+    return list(
+        Campaign.objects.filter(
+            status__in=[CampaignStatus.ACTIVE, CampaignStatus.PAUSED], label_count__gt=0
+        )
+        .order_by("id")
+        .values_list("id", "label_count")
+    )

@@ -95,6 +95,9 @@ class CampaignQuality(models.Model):
     method = models.CharField(max_length=40, blank=True)
     model_version = models.PositiveIntegerField(null=True, blank=True)
     model_confusion = models.JSONField(null=True, blank=True)  # capped
+    # The contributor the next label is valued with (policy.label_value): the median trusted
+    # worker's matrix; null until the campaign is calibrated and someone is trusted.
+    typical_confusion = models.JSONField(null=True, blank=True)
     stats = models.JSONField(default=dict, blank=True)
     labels_at_fit = models.PositiveIntegerField(default=0)
     # The campaign label count at which a submission asks for the next refit.
@@ -150,3 +153,18 @@ class ItemPrediction(models.Model):
 
     def __str__(self) -> str:
         return f"item {self.item_id}: {self.label} (model v{self.version})"
+
+
+class ImageFeatures(models.Model):
+    """An image's feature vector (quality.ml.features), cached by content: a CID names exactly one
+    content, so the row holds for every item and campaign with that CID until the features change
+    (`version` is `FEATURES_VERSION`; rows of another version are ignored and replaced)."""
+
+    cid = models.CharField(max_length=100, unique=True)
+    version = models.PositiveSmallIntegerField()
+    # float64, little-endian, IMAGE_FEATURES of them.
+    features = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"features v{self.version} of {self.cid}"

@@ -143,7 +143,8 @@ def annotation_verdicts(
     - `worker_suspended`: its worker is suspended in this campaign;
     - `agrees` / `disagrees`: with the consensus label; `agrees_gold` / `disagrees_gold`: with the
       known label of a gold item; `boxes_agree` / `boxes_disagree`: F1 >= BOX_F1_ACCEPT or not;
-    - `worker_unproven`: it agrees, but in a calibrated campaign its worker is still on probation
+    - `worker_unproven`: it agrees, but in a calibrated campaign (or one with gold items) its
+      worker is still on probation
       (not yet 90 % sure not to be a spammer). Not final: hold the reward as pending, pay it once
       `worker_statuses` says trusted, reject it if suspended (docs/quality.md, "Rewards").
     """
@@ -162,7 +163,10 @@ def annotation_verdicts(
     statuses = worker_statuses(
         campaign_id=item.campaign_id, worker_ids={a.worker_id for a in annotations}
     )
-    probation = campaign_calibrated(campaign_id=item.campaign_id)
+    # Workers are judged once the campaign is calibrated, or from the start when it serves gold
+    # items (their gold answers prove or condemn them before any fit can): until then an
+    # agreeing label is all a campaign can go by.
+    probation = item.campaign.gold_ratio > 0 or campaign_calibrated(campaign_id=item.campaign_id)
     box_f1 = {}
     if item.campaign.task_type == TaskType.IMAGE_BBOX:
         box_f1 = {a["worker_id"]: a["f1"] for a in consensus.votes.get("annotators", [])}

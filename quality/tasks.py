@@ -6,7 +6,9 @@ from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
 
-from . import services, sources
+from labeling import selectors as labeling_selectors
+
+from . import services
 from .models import CampaignQuality
 
 
@@ -49,7 +51,7 @@ def refit_due() -> int:
     """The beat: one refit task per campaign with enough new labels since its last refit."""
     fitted = dict(CampaignQuality.objects.values_list("campaign_id", "labels_at_fit"))
     due = 0
-    for campaign_id, labels in sources.campaigns_with_labels():
+    for campaign_id, labels in labeling_selectors.campaigns_with_labels():
         if labels - fitted.get(campaign_id, 0) >= settings.KYODO_QUALITY_REFIT_MIN_NEW_LABELS:
             refit_campaign.delay(campaign_id)
             due += 1

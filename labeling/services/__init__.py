@@ -5,7 +5,7 @@ from .blocks import worker_block, worker_unblock
 from .campaigns import campaign_create, campaign_set_status
 from .imports import import_job_create, import_job_run
 from .ingest import UploadResult, items_upload
-from .items import item_complete, item_set_priority
+from .items import item_complete, item_set_priority, items_set_priority
 from .leases import leases_expire, task_lease_next, task_lease_next_in
 
 __all__ = [
@@ -17,6 +17,7 @@ __all__ = [
     "import_job_run",
     "item_complete",
     "item_set_priority",
+    "items_set_priority",
     "items_upload",
     "leases_expire",
     "task_lease_next",

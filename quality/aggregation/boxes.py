@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from quality.aggregation._numeric import FloatArray
+from quality.aggregation._numeric import FloatArray, IntArray
 
 IOU_THRESHOLD = 0.5
 MIN_SUPPORT = 0.5
@@ -167,3 +167,84 @@ def _best_cluster(
     overlaps = iou_matrix(np.asarray([box.corners]), np.stack([c.fused() for c in candidates]))[0]
     best = int(np.argmax(overlaps))
     return candidates[best] if overlaps[best] >= iou_threshold else None
+
+
+# --- contributors: who draws boxes that others do not see ---------------------------------------
+
+# A box contributor is a spammer when 95 % sure that fewer than this share of their annotations
+# would be accepted against the other contributors' consensus (random boxes: about none; a careful
+# contributor: most). Trusted when 90 % sure of at least this share.
+BOX_SPAM_RATE = 0.25
+BOX_DRAWS = 256
+
+
+def leave_one_out_accepted(
+    contributions: Sequence[Sequence[Box]],
+    *,
+    weights: Sequence[float] | None = None,
+    iou_threshold: float = IOU_THRESHOLD,
+    accept_f1: float = 0.5,
+) -> list[bool | None]:
+    """Per contribution: would it be accepted (F1 >= `accept_f1`) against the consensus of the
+    item's *other* contributions? None when there are no others (no evidence either way).
+
+    A contributor's own boxes never vouch for themselves: with two contributors, each is judged
+    against the other alone."""
+    n = len(contributions)
+    weight = [1.0] * n if weights is None else list(weights)
+    out: list[bool | None] = []
+    for j in range(n):
+        others = [c for i, c in enumerate(contributions) if i != j]
+        if not others:
+            out.append(None)
+            continue
+        fused = fuse_boxes(
+            others, weights=[w for i, w in enumerate(weight) if i != j], iou_threshold=iou_threshold
+        )
+        out.append(_f1_against(contributions[j], fused.consensus, iou_threshold) >= accept_f1)
+    return out
+
+
+def _f1_against(boxes: Sequence[Box], consensus: Sequence[FusedBox], iou_threshold: float) -> float:
+    """F1 of one contribution against fixed consensus boxes (one-to-one, same class, IoU)."""
+    if not boxes and not consensus:
+        return 1.0
+    if not boxes or not consensus:
+        return 0.0
+    a = np.asarray([b.corners for b in boxes])
+    c = np.asarray([(f.x, f.y, f.x + f.w, f.y + f.h) for f in consensus])
+    overlaps = iou_matrix(a, c)
+    same = np.asarray([b.label for b in boxes])[:, None] == np.asarray([f.label for f in consensus])
+    overlaps = np.where(same, overlaps, 0.0)
+    rows: set[int] = set()
+    cols: set[int] = set()
+    # Greedy by overlap, highest first: each box on either side matches at most once.
+    for flat in np.argsort(-overlaps, axis=None, kind="stable").tolist():
+        i, k = divmod(flat, overlaps.shape[1])
+        if overlaps[i, k] < iou_threshold:
+            break
+        if i in rows or k in cols:
+            continue
+        rows.add(i)
+        cols.add(k)
+    return 2.0 * len(rows) / (len(boxes) + len(consensus))
+
+
+def box_worker_status(
+    accepted: IntArray,
+    judged: IntArray,
+    *,
+    rate: float = BOX_SPAM_RATE,
+    spam_certainty: float = 0.95,
+    trust_certainty: float = 0.9,
+    draws: int = BOX_DRAWS,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, FloatArray]:
+    """(spammers, trusted, P(acceptance rate >= `rate`)) per contributor, from how many of their
+    judged annotations were accepted leave-one-out. Beta(accepted + 1, rejected + 1) posterior,
+    Monte Carlo with a fixed seed (deterministic); few judged annotations keep it undecided."""
+    a = np.asarray(accepted, dtype=np.float64) + 1.0
+    b = np.asarray(judged, dtype=np.float64) - np.asarray(accepted, dtype=np.float64) + 1.0
+    samples = np.random.default_rng(seed).beta(a, b, size=(draws, a.size))
+    informative = np.asarray((samples >= rate).mean(axis=0), dtype=np.float64)
+    return informative <= 1.0 - spam_certainty, informative >= trust_certainty, informative

@@ -26,7 +26,12 @@ from quality.aggregation.calibration import fit_temperature
 from quality.aggregation.confusion import dawid_skene, gold_dawid_skene
 from quality.aggregation.policy import annotator_quality, cap_annotator, one_coin_matrix
 from quality.aggregation.result import Result
-from quality.aggregation.spam import evidence_counts, spam_evidence, spammer_scores
+from quality.aggregation.spam import (
+    evidence_counts,
+    gold_evidence_counts,
+    spam_evidence,
+    spammer_scores,
+)
 
 # Documented defaults (see docs/quality.md); the product reads them from settings.
 PRIOR_ACCURACY = 0.85  # the cold-start worker: right 85 % of the time, errors spread evenly
@@ -62,9 +67,11 @@ class CampaignFit:
     gold_seen: IntArray
     gold_passed: IntArray
     calibrated: bool
+    judging: bool  # workers are judged (suspended, trusted): calibrated, or on gold answers
     temperature: float  # multiplies every log-likelihood (calibration.py)
     default_accuracy: float  # the one-coin accuracy implied by how often labels agree
     default_confusion: FloatArray
+    typical_confusion: FloatArray | None = None  # the next label's contributor (label_value)
     model_confusion: FloatArray | None = None  # capped
     model_quality: float | None = None  # before the cap
     model_cap: float | None = None
@@ -119,6 +126,9 @@ class LiveParameters:
     class_priors: FloatArray
     temperature: float
     model: FloatArray | None  # (K, K) capped, or None
+    # (K, K): the contributor `policy.label_value` assumes; None: labels are not valued (the
+    # campaign is not calibrated, or nobody is proven yet), items close on the target alone.
+    typical: FloatArray | None
 
 
 def live_parameters(fit: CampaignFit) -> LiveParameters:
@@ -131,10 +141,11 @@ def live_parameters(fit: CampaignFit) -> LiveParameters:
             class_priors=fit.class_priors,
             temperature=fit.temperature,
             model=fit.model_confusion,
+            typical=fit.typical_confusion,
         )
     k = fit.class_priors.size
     everyone = np.broadcast_to(fit.default_confusion, fit.confusions.shape).copy()
-    return LiveParameters(everyone, fit.default_confusion, np.full(k, 1.0 / k), 1.0, None)
+    return LiveParameters(everyone, fit.default_confusion, np.full(k, 1.0 / k), 1.0, None, None)
 
 
 def fit_campaign(
@@ -164,7 +175,8 @@ def fit_campaign(
 
     The fit is `calibrated` once `calibration` items have three or more labels or a gold label:
     before that, EM with so little overlap is too easily wrong (on the replay benchmark, trusting
-    such fits closed items early on wrong worker estimates), and nobody is suspended or trusted.
+    such fits closed items early on wrong worker estimates), and workers are judged (suspended or
+    trusted) on their gold answers alone, or not at all in a campaign without gold.
     """
     if answers.n_answers == 0:
         raise ValueError("a campaign fit needs at least one answer")
@@ -233,10 +245,15 @@ def fit_campaign(
     counts = evidence_counts(
         answers, log_scores=scores, log_confusions=temperature * log_confusions
     )
-    informative = spam_evidence(counts, threshold=spam_threshold)
-    spammers = (informative <= 1.0 - spam_certainty) & calibrated
-    trusted = (informative >= trust_certainty) & calibrated
     gold_seen, gold_passed = gold_record(answers)
+    # Before calibration the fit's own decisions are no evidence, but gold answers are: a
+    # campaign with gold judges its workers on them alone until it is calibrated.
+    judging = calibrated or bool(gold_seen.sum())
+    if not calibrated:
+        counts = gold_evidence_counts(answers)
+    informative = spam_evidence(counts, threshold=spam_threshold)
+    spammers = (informative <= 1.0 - spam_certainty) & judging
+    trusted = (informative >= trust_certainty) & judging
     return CampaignFit(
         method=fit.method,
         result=fit,
@@ -255,13 +272,34 @@ def fit_campaign(
         gold_seen=gold_seen,
         gold_passed=gold_passed,
         calibrated=calibrated,
+        judging=judging,
         temperature=temperature,
         default_accuracy=default_accuracy,
         default_confusion=default_confusion,
+        typical_confusion=typical_confusion(confusions, quality, np.where(trusted, answered, 0)),
         model_confusion=model_confusion,
         model_quality=model_quality,
         model_cap=cap,
     )
+
+
+def typical_confusion(
+    confusions: FloatArray, quality: FloatArray, weights: FloatArray
+) -> FloatArray | None:
+    """The contributor `policy.label_value` values the next label of: the worker at the
+    answer-weighted median of quality among the *trusted* ones (`weights`: their answers, 0 for
+    everyone else); None when nobody is trusted yet. Proven workers only, and a median: the
+    pooled matrix of a crowd with 30 % spammers, or an EM fit they pulled toward a degenerate
+    explanation, is a weak worker whose labels look worthless, so items would close early on
+    posteriors of 0.6 to 0.8 (on the replay, temp lost 5 points with spammers that way). Ties go
+    to the lower worker code."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.sum() <= 0:
+        return None
+    order = np.lexsort((np.arange(quality.size), quality))
+    cumulative = np.cumsum(w[order])
+    median = order[int(np.searchsorted(cumulative, cumulative[-1] / 2.0))]
+    return np.asarray(confusions[median], dtype=np.float64)
 
 
 def _posteriors(scores: FloatArray, answers: Answers) -> FloatArray:

@@ -38,19 +38,103 @@ DISAGREEMENT_PENALTY = 250
 PRIORITY_SCALE = 1000
 
 
+# A label is bought only if it is expected to raise its item's chance of being decided right by at
+# least this much (two points): the default of KYODO_QUALITY_MIN_GAIN, see `label_value`. Chosen
+# on the five replay datasets together (0.0075, 0.01, 0.015 and 0.02 tried), never per dataset;
+# docs/quality.md and bench/quality/RESULTS.md report the trade-off.
+MIN_GAIN = 0.02
+# How many labels ahead `label_value` looks (fewer when K^labels would pass MAX_SEQUENCES).
+LOOKAHEAD = 3
+MAX_SEQUENCES = 64
+
+
 @dataclass(frozen=True)
 class Policy:
     min_labels: int
     max_labels: int
     target_confidence: float
+    min_gain: float = 0.0  # 0: items close on target_confidence and max_labels only
 
 
-def should_close(*, policy: Policy, n_labels: int, confidence: float, is_gold: bool) -> bool:
+def should_close(
+    *,
+    policy: Policy,
+    n_labels: int,
+    confidence: float,
+    is_gold: bool,
+    value: float = float("inf"),
+) -> bool:
+    """Close at `max_labels`; or with `min_labels` and a posterior at `target_confidence`; or with
+    `min_labels` when more labels are no longer worth buying (`value`, from `label_value`, below
+    `policy.min_gain`). Gold items never close."""
     if is_gold:
         return False
     if n_labels >= policy.max_labels:
         return True
-    return n_labels >= policy.min_labels and confidence >= policy.target_confidence
+    if n_labels < policy.min_labels:
+        return False
+    return confidence >= policy.target_confidence or value < policy.min_gain
+
+
+def label_sequences(matrix: FloatArray, *, labels: int) -> FloatArray:
+    """(K^labels, K): P(this sequence of `labels` answers | true class) for a contributor with
+    confusion `matrix`, every sequence in lexicographic order."""
+    m = np.asarray(matrix, dtype=np.float64)
+    k = m.shape[0]
+    out = np.ones((1, k))
+    for _ in range(labels):
+        out = (out[:, None, :] * m.T[None, :, :]).reshape(-1, k)
+    return out
+
+
+def expected_gain(
+    posteriors: FloatArray, *, matrix: FloatArray, temperature: float = 1.0, labels: int = 1
+) -> FloatArray:
+    """How much `labels` more answers from a contributor with confusion `matrix` are expected to
+    raise each item's chance of being decided right (its value of information), per item.
+
+    `posteriors` are (n, K) beliefs (tempered, as the campaign scores items). For each possible
+    sequence `s` of answers, the item would be decided as `k*(s) = argmax p(k) L(s | k)^t`; it is
+    then right with probability `p(k*) L(s | k*)` summed over the sequences. Minus today's chance
+    of being right, `max p`. Vectorised over items: (n, K^labels, K) at most.
+    """
+    p = np.atleast_2d(np.asarray(posteriors, dtype=np.float64))
+    likelihood = label_sequences(matrix, labels=labels)  # (S, K)
+    tempered = likelihood if temperature == 1.0 else likelihood**temperature
+    chosen = np.argmax(p[:, None, :] * tempered[None], axis=2)  # (n, S)
+    right = np.take_along_axis(p[:, None, :] * likelihood[None], chosen[..., None], axis=2)
+    return np.asarray(right[..., 0].sum(axis=1) - p.max(axis=1), dtype=np.float64)
+
+
+def lookahead(n_classes: int) -> int:
+    """Labels `label_value` looks ahead for K classes: LOOKAHEAD, or fewer so that at most
+    MAX_SEQUENCES answer sequences are enumerated (always at least one)."""
+    m = 1
+    while m < LOOKAHEAD and n_classes ** (m + 1) <= MAX_SEQUENCES:
+        m += 1
+    return m
+
+
+def label_value(
+    posteriors: FloatArray, *, matrix: FloatArray, temperature: float = 1.0
+) -> FloatArray:
+    """Per item, what one more label is worth: the best over 1..`lookahead(K)` more labels of the
+    expected gain in the chance of deciding the item right, per label (`expected_gain / m`).
+
+    Looking several labels ahead matters: one contrary label often cannot flip a decision that two
+    can, so a one-label look would stop items that still need labels. The contributor is the
+    campaign's typical one (the default matrix a refit stores), the belief the tempered posterior
+    the campaign scores items with. An item whose labels keep disagreeing among contributors
+    barely better than chance has a low value: more of the same will not settle it (closing it
+    saves the labels); an item one or two labels from a confident decision has a high one.
+    """
+    p = np.atleast_2d(np.asarray(posteriors, dtype=np.float64))
+    k = p.shape[1]
+    best = np.full(p.shape[0], -np.inf)
+    for m in range(1, lookahead(k) + 1):
+        gain = expected_gain(p, matrix=matrix, temperature=temperature, labels=m) / m
+        best = np.maximum(best, gain)
+    return np.asarray(best, dtype=np.float64)
 
 
 def queue_priority(*, confidence: float, model_disagrees: bool, labeled: bool) -> int:

@@ -77,6 +77,21 @@ def evidence_counts(
     return np.asarray(flat.reshape(answers.n_workers, k, k), dtype=np.float64)
 
 
+def gold_evidence_counts(answers: Answers) -> FloatArray:
+    """(W, K, K) counts [w, gold class, answered label] of the answers on gold items only: the
+    evidence a campaign has about its workers before its own fits can be trusted."""
+    k = answers.n_classes
+    gold_of = np.full(answers.n_items, -1, dtype=np.intp)
+    gold_of[answers.gold_item_idx] = answers.gold_label_idx
+    known = gold_of[answers.item_idx]
+    on_gold = known >= 0
+    flat = np.bincount(
+        (answers.worker_idx[on_gold] * k + known[on_gold]) * k + answers.label_idx[on_gold],
+        minlength=answers.n_workers * k * k,
+    )
+    return np.asarray(flat.reshape(answers.n_workers, k, k), dtype=np.float64)
+
+
 def spam_evidence(
     counts: FloatArray, *, threshold: float, draws: int = DEFAULT_DRAWS, seed: int = 0
 ) -> FloatArray:

@@ -26,6 +26,8 @@ SIZE = 64
 GRID = 3
 ORIENTATIONS = 9
 IMAGE_FEATURES = 3 * 8 + 12 + 12 * 12 + ORIENTATIONS * (1 + GRID * GRID) + 1
+# Bump whenever `image_features` changes: cached vectors of another version are recomputed.
+FEATURES_VERSION = 1
 
 
 def _orientation_histogram(angle: NDArray[np.float64], weight: NDArray[np.float64]) -> NDArray:

@@ -3,6 +3,11 @@
 A contributor's box skill is the mean F1 of their annotations against the fused boxes, smoothed
 with one success and one failure (Beta(1, 1)): `(sum of F1 + 1) / (annotations + 2)`. It is the
 weight of their boxes in the next fusions (`quality.aggregation.boxes`).
+
+Spammers: each annotation is also judged against the fusion of the item's *other* annotations
+(`leave_one_out_accepted`); a contributor 95 % sure to be accepted less than `BOX_SPAM_RATE` of
+the time is suspended (and blocked from next-task), one 90 % sure of at least that is trusted
+(`box_worker_status`). Statuses are sticky, as for classification campaigns.
 """
 
 from __future__ import annotations
@@ -11,14 +16,22 @@ from collections import defaultdict
 from itertools import groupby
 from typing import Any
 
+import numpy as np
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from labeling import selectors as labeling_selectors
+from labeling import services as labeling_services
 from labeling.models import Campaign, ItemStatus
-from quality.aggregation.boxes import fuse_boxes
+from quality.aggregation.boxes import (
+    BOX_SPAM_RATE,
+    box_worker_status,
+    fuse_boxes,
+    leave_one_out_accepted,
+)
 
-from .. import sources
-from ..models import CampaignQuality, WorkerSkill
+from ..models import CampaignQuality, WorkerSkill, WorkerStatus
 from .consensus import _locked_consensus, box_decision, boxes_of, consensus_apply
 from .params import next_refit_at
 
@@ -32,34 +45,74 @@ def campaign_refit_boxes(*, campaign: Campaign) -> dict[str, Any]:
     )
     f1_sum: dict[int, float] = defaultdict(float)
     count: dict[int, int] = defaultdict(int)
-    rows = sources.campaign_boxes_iter(campaign_id=campaign.pk)
+    judged: dict[int, int] = defaultdict(int)
+    accepted: dict[int, int] = defaultdict(int)
+    rows = labeling_selectors.campaign_boxes_iter(campaign_id=campaign.pk)
     for _, group in groupby(rows, key=lambda row: row[1]):
         annotations = list(group)
-        result = fuse_boxes(
-            [boxes_of(value, code=code) for _, _, value in annotations],
-            weights=[weights.get(worker) or 1.0 for worker, _, _ in annotations],
-        )
-        for (worker, _, _), f1 in zip(annotations, result.f1, strict=True):
+        contributions = [boxes_of(value, code=code) for _, _, value in annotations]
+        item_weights = [weights.get(worker) or 1.0 for worker, _, _ in annotations]
+        result = fuse_boxes(contributions, weights=item_weights)
+        loo = leave_one_out_accepted(contributions, weights=item_weights)
+        for (worker, _, _), f1, ok in zip(annotations, result.f1, loo, strict=True):
             f1_sum[worker] += f1
             count[worker] += 1
-    skills = [
-        WorkerSkill(
-            worker_id=worker,
-            campaign_id=campaign.pk,
-            accuracy=(f1_sum[worker] + 1.0) / (count[worker] + 2.0),
-            answers=count[worker],
+            if ok is not None:
+                judged[worker] += 1
+                accepted[worker] += int(ok)
+    workers = sorted(count)
+    spammers, trusted, informative = box_worker_status(
+        np.array([accepted[w] for w in workers], dtype=np.intp),
+        np.array([judged[w] for w in workers], dtype=np.intp),
+        spam_certainty=settings.KYODO_QUALITY_SPAM_CERTAINTY,
+        trust_certainty=settings.KYODO_QUALITY_TRUST_CERTAINTY,
+    )
+    before = dict(
+        WorkerSkill.objects.filter(campaign_id=campaign.pk).values_list("worker_id", "status")
+    )
+    reason = (
+        f"your boxes in this campaign match the other contributors' less than "
+        f"{round(100 * BOX_SPAM_RATE)} % of the time "
+        f"({round(100 * settings.KYODO_QUALITY_SPAM_CERTAINTY)} % sure)"
+    )
+    now = timezone.now()
+    skills = []
+    newly = []
+    for i, worker in enumerate(workers):
+        status, why, suspended_now = _status(
+            before.get(worker), spammer=bool(spammers[i]), trusted=bool(trusted[i])
         )
-        for worker in count
-    ]
+        if suspended_now:
+            newly.append(worker)
+        skills.append(
+            WorkerSkill(
+                worker_id=worker,
+                campaign_id=campaign.pk,
+                accuracy=(f1_sum[worker] + 1.0) / (count[worker] + 2.0),
+                answers=count[worker],
+                informative=float(informative[i]),
+                status=status,
+                status_reason=reason if why else "",
+                suspended_at=now if suspended_now else None,
+            )
+        )
     WorkerSkill.objects.bulk_create(
         skills,
         update_conflicts=True,
         unique_fields=["worker", "campaign_id"],
-        update_fields=["accuracy", "answers", "updated_at"],
+        update_fields=["accuracy", "answers", "informative", "status", "updated_at"],
     )
+    if newly:
+        WorkerSkill.objects.filter(campaign_id=campaign.pk, worker_id__in=newly).update(
+            status_reason=reason, suspended_at=now
+        )
+    for worker in newly:
+        labeling_services.worker_block(campaign_id=campaign.pk, worker_id=worker, reason=reason)
     open_items = [
         item_id
-        for item_id, status, _, labels in sources.campaign_items_iter(campaign_id=campaign.pk)
+        for item_id, status, _, labels in labeling_selectors.campaign_items_iter(
+            campaign_id=campaign.pk
+        )
         if status == ItemStatus.OPEN and labels > 0
     ]
     for start in range(0, len(open_items), BATCH):
@@ -70,7 +123,18 @@ def campaign_refit_boxes(*, campaign: Campaign) -> dict[str, Any]:
         labels_at_fit=campaign.label_count,
         next_refit_at=next_refit_at(campaign.label_count),
     )
-    return {"workers": len(skills), "open_items": len(open_items)}
+    return {"workers": len(skills), "open_items": len(open_items), "suspended": len(newly)}
+
+
+def _status(before: str | None, *, spammer: bool, trusted: bool) -> tuple[str, bool, bool]:
+    """(status, give the reason, newly suspended); sticky like `refit._status`."""
+    if before == WorkerStatus.SUSPENDED:
+        return WorkerStatus.SUSPENDED, True, False
+    if spammer:
+        return WorkerStatus.SUSPENDED, True, True
+    if trusted or before == WorkerStatus.TRUSTED:
+        return WorkerStatus.TRUSTED, False, False
+    return WorkerStatus.PROBATION, False, False
 
 
 @transaction.atomic

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from labeling import selectors as labeling_selectors
 from labeling.models import Campaign, ItemStatus
 from quality.aggregation._numeric import IntArray
 from quality.aggregation.answers import Answers
 
-from .. import sources
 from ..models import ItemPrediction, ModelVersion
 
 
@@ -37,7 +37,7 @@ def load_campaign(*, campaign: Campaign) -> CampaignArrays | None:
     code = {name: i for i, name in enumerate(classes)}
     item_ids, open_flags, gold_items, gold_labels = array("q"), array("b"), array("q"), array("q")
     for index, (item_id, status, gold, _) in enumerate(
-        sources.campaign_items_iter(campaign_id=campaign.pk)
+        labeling_selectors.campaign_items_iter(campaign_id=campaign.pk)
     ):
         item_ids.append(item_id)
         open_flags.append(status == ItemStatus.OPEN)
@@ -45,7 +45,9 @@ def load_campaign(*, campaign: Campaign) -> CampaignArrays | None:
             gold_items.append(index)
             gold_labels.append(code[gold])
     workers, items, labels = array("q"), array("q"), array("q")
-    for worker_id, item_id, label in sources.campaign_answers_iter(campaign_id=campaign.pk):
+    for worker_id, item_id, label in labeling_selectors.campaign_answers_iter(
+        campaign_id=campaign.pk
+    ):
         if label in code:
             workers.append(worker_id)
             items.append(item_id)
@@ -96,7 +98,7 @@ def _predictions(
         "item_id", "label"
     )
     items, labels = array("q"), array("q")
-    for item_id, label in rows.iterator(chunk_size=sources.CHUNK):
+    for item_id, label in rows.iterator(chunk_size=labeling_selectors.CAMPAIGN_CHUNK):
         if label in code:
             items.append(item_id)
             labels.append(code[label])

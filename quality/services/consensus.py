@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db import transaction
 
 from core.tasks import enqueue_on_commit
@@ -22,8 +23,10 @@ from labeling.models import Campaign, Item, TaskType
 from quality.aggregation._numeric import FloatArray
 from quality.aggregation.boxes import Box, fuse_boxes
 from quality.aggregation.policy import (
+    MIN_GAIN,
     Policy,
     explain,
+    label_value,
     queue_priority,
     should_close,
     tempered_posterior,
@@ -46,6 +49,9 @@ class Decision:
     model_version: str = ""
     model_disagrees: bool = False
     is_gold: bool = False
+    # What one more label is worth (policy.label_value); infinite until the campaign is
+    # calibrated, so that only its trusted parameters can stop an item short of its target.
+    value: float = float("inf")
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -54,7 +60,13 @@ def policy_of(campaign: Campaign) -> Policy:
         min_labels=campaign.min_labels,
         max_labels=campaign.max_labels,
         target_confidence=campaign.target_confidence,
+        min_gain=min_gain(),
     )
+
+
+def min_gain() -> float:
+    """KYODO_QUALITY_MIN_GAIN (policy.MIN_GAIN when unset): the least a label must be worth."""
+    return float(getattr(settings, "KYODO_QUALITY_MIN_GAIN", MIN_GAIN))
 
 
 def _r(value: float) -> float:
@@ -141,6 +153,11 @@ def class_decision(
         model_version=str(params.model_version) if model_code is not None else "",
         model_disagrees=model_code is not None and model_code != int(np.argmax(crowd)),
         is_gold=is_gold,
+        value=(
+            float(label_value(posterior, matrix=params.typical, temperature=params.temperature)[0])
+            if params.calibrated and params.typical is not None and not is_gold
+            else float("inf")
+        ),
     )
 
 
@@ -307,6 +324,7 @@ def consensus_apply(
         n_labels=decision.n_labels,
         confidence=decision.confidence,
         is_gold=decision.is_gold,
+        value=decision.value,
     )
     consensus.label = decision.label
     consensus.confidence = decision.confidence

@@ -36,6 +36,7 @@ class CampaignParams:
     method: str
     model_version: int | None
     model_confusion: FloatArray | None
+    typical: FloatArray | None = None  # policy.label_value's contributor; None: not valued
 
 
 def cold_start(classes: tuple[str, ...]) -> CampaignParams:
@@ -69,6 +70,11 @@ def campaign_params(*, campaign_id: int, classes: list[str]) -> CampaignParams:
         model_confusion=(
             np.asarray(row.model_confusion, dtype=np.float64)
             if row.calibrated and row.model_confusion
+            else None
+        ),
+        typical=(
+            np.asarray(row.typical_confusion, dtype=np.float64)
+            if row.calibrated and row.typical_confusion
             else None
         ),
     )

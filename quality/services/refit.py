@@ -126,6 +126,7 @@ def _store_parameters(
         classes=list(data.classes),
         class_priors=np.round(live.class_priors, 8).tolist(),
         default_confusion=_matrix(live.default),
+        typical_confusion=None if live.typical is None else _matrix(live.typical),
         default_accuracy=fit.default_accuracy,
         temperature=live.temperature,
         calibrated=fit.calibrated,

@@ -24,6 +24,7 @@ from quality.aggregation.campaign import (
 )
 from quality.aggregation.policy import (
     answer_weights,
+    label_value,
     queue_priority,
     runner_up_of,
     should_close,
@@ -34,6 +35,10 @@ from .campaign_data import CampaignArrays
 from .consensus import policy_of, votes_payload
 
 BATCH = 1000
+VALUE_CHUNK = 4096  # items per label_value call: (chunk, K^lookahead, K) floats at most
+# Confidence moves smaller than this do not rewrite a consensus row (queue priorities are in
+# thousandths, so this is also the finest step next-task can see).
+CONFIDENCE_TOLERANCE = 1e-3
 
 
 def store_items(
@@ -73,6 +78,15 @@ def store_items(
     gold_of[answers.gold_item_idx] = answers.gold_label_idx
     order = np.argsort(answers.item_idx, kind="stable")
     starts = np.concatenate([[0], np.cumsum(n_labels)])
+    labeled = np.flatnonzero(n_labels > 0)
+    value = np.full(answers.n_items, np.inf)
+    if fit.calibrated and live.typical is not None:
+        # Only a calibrated campaign's parameters may stop an item short of its target.
+        for start in range(0, labeled.size, VALUE_CHUNK):
+            codes = labeled[start : start + VALUE_CHUNK]
+            value[codes] = label_value(
+                posteriors[codes], matrix=live.typical, temperature=live.temperature
+            )
     context = _ItemContext(
         data=data,
         fit=fit,
@@ -87,8 +101,8 @@ def store_items(
         order=order,
         starts=starts,
         campaign=campaign,
+        value=value,
     )
-    labeled = np.flatnonzero(n_labels > 0)
     closed = 0
     for start in range(0, labeled.size, BATCH):
         closed += _store_batch(context, labeled[start : start + BATCH])
@@ -112,6 +126,7 @@ class _ItemContext:
     order: IntArray
     starts: IntArray
     campaign: Campaign
+    value: FloatArray  # policy.label_value per item (inf: not judged)
 
 
 def _votes(ctx: _ItemContext, code: int) -> dict[str, Any]:
@@ -163,14 +178,25 @@ def _store_batch(ctx: _ItemContext, codes: IntArray) -> int:
         row[0]: row[1:]
         for row in ItemConsensus.objects.select_for_update()
         .filter(item_id__in=ids)
-        .values_list("item_id", "n_labels", "is_complete", "priority")
+        .values_list(
+            "item_id",
+            "n_labels",
+            "is_complete",
+            "priority",
+            "label",
+            "confidence",
+            "method",
+            "model_version",
+        )
     }
     policy = policy_of(ctx.campaign)
     method = ctx.fit.method if ctx.fit.calibrated else "one_coin_agreement"
-    rows, to_close, to_prioritise, stale = [], [], [], []
+    rows, to_close, stale = [], [], []
+    to_prioritise: dict[int, int] = {}
     for code, item_id in zip(codes.tolist(), ids, strict=True):
         n = int(ctx.n_labels[code])
-        seen_labels, was_complete, old_priority = current.get(item_id, (0, False, None))
+        old = current.get(item_id)
+        seen_labels, was_complete, old_priority = old[:3] if old else (0, False, None)
         if seen_labels > n:
             stale.append(item_id)  # labeled after the read: its own update is queued
             continue
@@ -179,7 +205,11 @@ def _store_batch(ctx: _ItemContext, codes: IntArray) -> int:
         confidence = float(ctx.posteriors[code, chosen])
         is_open = bool(ctx.data.is_open[code]) and not was_complete
         close = is_open and should_close(
-            policy=policy, n_labels=n, confidence=confidence, is_gold=is_gold
+            policy=policy,
+            n_labels=n,
+            confidence=confidence,
+            is_gold=is_gold,
+            value=float(ctx.value[code]),
         )
         priority = old_priority
         if is_open and not close and not is_gold:
@@ -190,23 +220,70 @@ def _store_batch(ctx: _ItemContext, codes: IntArray) -> int:
                 labeled=True,
             )
             if priority != old_priority:
-                to_prioritise.append((item_id, priority))
+                to_prioritise[item_id] = priority
         if close:
             to_close.append(item_id)
-        rows.append(
-            ItemConsensus(
-                item_id=item_id,
-                campaign_id=ctx.campaign.pk,
-                label=ctx.data.classes[chosen],
-                confidence=confidence,
-                n_labels=n,
-                method="gold" if is_gold else method,
-                model_version=str(ctx.data.model_version) if ctx.model_of[code] >= 0 else "",
-                votes=_gold_votes(ctx, code) if is_gold else _votes(ctx, code),
-                is_complete=was_complete or close or not bool(ctx.data.is_open[code]),
-                priority=priority,
-            )
+        row = ItemConsensus(
+            item_id=item_id,
+            campaign_id=ctx.campaign.pk,
+            label=ctx.data.classes[chosen],
+            confidence=confidence,
+            n_labels=n,
+            method="gold" if is_gold else method,
+            model_version=str(ctx.data.model_version) if ctx.model_of[code] >= 0 else "",
+            is_complete=was_complete or close or not bool(ctx.data.is_open[code]),
+            priority=priority,
         )
+        if old is None or _changed(row, old):
+            row.votes = _gold_votes(ctx, code) if is_gold else _votes(ctx, code)
+            rows.append(row)
+    if rows:
+        _upsert(rows)
+    for item_id in to_close:
+        labeling_services.item_complete(item_id=item_id)
+        enqueue_on_commit("rewards.account_item", item_id)
+    labeling_services.items_set_priority(priorities=to_prioritise)
+    for item_id in stale:
+        enqueue_on_commit("quality.update_item", item_id)
+    return len(to_close)
+
+
+def _prioritise_unlabeled(ctx: _ItemContext, codes: IntArray) -> None:
+    """Items nobody labeled yet, ordered by how sure a new model is of them (least sure first)."""
+    priorities = {
+        int(ctx.data.item_ids[code]): queue_priority(
+            confidence=float(ctx.posteriors[code].max()), model_disagrees=False, labeled=False
+        )
+        for code in codes.tolist()
+        if ctx.data.is_open[code] and ctx.gold_of[code] < 0
+    }
+    for start in range(0, len(priorities), BATCH):
+        chunk = dict(list(priorities.items())[start : start + BATCH])
+        labeling_services.items_set_priority(priorities=chunk)
+
+
+def _changed(row: ItemConsensus, old: tuple[Any, ...]) -> bool:
+    """Whether a refit's decision differs from the stored one enough to be written again.
+
+    A refit moves every posterior a little (the worker parameters change); rewriting rows whose
+    label, label count, method, model, state and queue priority are the same and whose confidence
+    moved by less than CONFIDENCE_TOLERANCE would only churn the table (and its WAL). Such rows
+    keep their stored explanation weights until a real change or the item's next label.
+    """
+    _, was_complete, priority, label, confidence, method, model_version = old
+    n_labels = old[0]
+    return (
+        row.label != label
+        or row.n_labels != n_labels
+        or row.method != method
+        or row.model_version != model_version
+        or row.is_complete != was_complete
+        or row.priority != priority
+        or abs(row.confidence - confidence) >= CONFIDENCE_TOLERANCE
+    )
+
+
+def _upsert(rows: list[ItemConsensus]) -> None:
     ItemConsensus.objects.bulk_create(
         rows,
         update_conflicts=True,
@@ -223,24 +300,3 @@ def _store_batch(ctx: _ItemContext, codes: IntArray) -> int:
             "updated_at",
         ],
     )
-    for item_id in to_close:
-        labeling_services.item_complete(item_id=item_id)
-        enqueue_on_commit("rewards.account_item", item_id)
-    for item_id, priority in to_prioritise:
-        labeling_services.item_set_priority(item_id=item_id, priority=priority)
-    for item_id in stale:
-        enqueue_on_commit("quality.update_item", item_id)
-    return len(to_close)
-
-
-def _prioritise_unlabeled(ctx: _ItemContext, codes: IntArray) -> None:
-    """Items nobody labeled yet, ordered by how sure a new model is of them (least sure first)."""
-    for code in codes.tolist():
-        if ctx.data.is_open[code] and ctx.gold_of[code] < 0:
-            confidence = float(ctx.posteriors[code].max())
-            labeling_services.item_set_priority(
-                item_id=int(ctx.data.item_ids[code]),
-                priority=queue_priority(
-                    confidence=confidence, model_disagrees=False, labeled=False
-                ),
-            )

@@ -22,12 +22,17 @@ from django.utils import timezone
 from core.tasks import enqueue_on_commit
 from labeling import selectors as labeling_selectors
 from labeling.models import Campaign, ItemStatus, TaskType
-from quality.ml.features import image_features
+from quality.ml.features import FEATURES_VERSION, image_features
 from quality.ml.train import IMAGE, TEXT, learnable, train_out_of_fold
 from storage.services import get_store
 
-from .. import sources
-from ..models import CampaignQuality, ItemConsensus, ItemPrediction, ModelVersion
+from ..models import (
+    CampaignQuality,
+    ImageFeatures,
+    ItemConsensus,
+    ItemPrediction,
+    ModelVersion,
+)
 from .params import ensure_campaign_quality
 
 log = logging.getLogger(__name__)
@@ -61,7 +66,9 @@ def training_set(*, campaign: Campaign) -> tuple[list[int], list[int], list[int]
     labels: dict[int, int] = {}
     open_labeled: list[int] = []
     open_unlabeled: list[int] = []
-    for item_id, status, gold, label_count in sources.campaign_items_iter(campaign_id=campaign.pk):
+    for item_id, status, gold, label_count in labeling_selectors.campaign_items_iter(
+        campaign_id=campaign.pk
+    ):
         if gold in code:
             labels[item_id] = code[gold]
         elif status == ItemStatus.OPEN:
@@ -69,7 +76,7 @@ def training_set(*, campaign: Campaign) -> tuple[list[int], list[int], list[int]
     confident = ItemConsensus.objects.filter(
         campaign_id=campaign.pk, confidence__gte=campaign.target_confidence
     ).values_list("item_id", "label")
-    for item_id, label in confident.iterator(chunk_size=sources.CHUNK):
+    for item_id, label in confident.iterator(chunk_size=labeling_selectors.CAMPAIGN_CHUNK):
         if label in code:
             labels.setdefault(item_id, code[label])
     ids = np.fromiter(labels.keys(), dtype=np.int64, count=len(labels))
@@ -87,29 +94,62 @@ def training_set(*, campaign: Campaign) -> tuple[list[int], list[int], list[int]
 
 
 def inputs(*, campaign: Campaign, kind: str, item_ids: list[int]) -> tuple[list[int], Any]:
-    """(item ids that could be read, their model inputs): texts, or an image feature array."""
+    """(item ids that could be read, their model inputs): texts, or an image feature array.
+
+    Image features are cached by CID (`ImageFeatures`): a training reads and decodes only the
+    images no earlier training (of any campaign) has seen.
+    """
     store = get_store()
     found: list[int] = []
     values: list[Any] = []
     for start in range(0, len(item_ids), BATCH):
         chunk = item_ids[start : start + BATCH]
-        for item_id, cid, text, _ in sources.campaign_media_iter(
-            campaign_id=campaign.pk, item_ids=chunk
-        ):
+        rows = list(labeling_selectors.campaign_media_iter(campaign_id=campaign.pk, item_ids=chunk))
+        cached = _cached_features([cid for _, cid, _, _ in rows]) if kind == IMAGE else {}
+        fresh: dict[str, Any] = {}
+        for item_id, cid, text, _ in rows:
             try:
                 if kind == TEXT:
                     value: Any = text or store.read_bytes(cid).decode("utf-8", errors="replace")
                     value = value[:MAX_TEXT_CHARS]
+                elif cid in cached or cid in fresh:
+                    value = cached.get(cid, fresh.get(cid))
                 else:
-                    value = image_features(store.read_bytes(cid))
+                    value = fresh[cid] = image_features(store.read_bytes(cid))
             except Exception as error:  # one unreadable blob never stops a training run
                 log.warning("item %s skipped for training: %s", item_id, error)
                 continue
             found.append(item_id)
             values.append(value)
+        if fresh:
+            _cache_features(fresh)
     if kind == IMAGE:
         return found, np.asarray(values, dtype=np.float64).reshape(len(values), -1)
     return found, values
+
+
+def _cached_features(cids: list[str]) -> dict[str, Any]:
+    rows = ImageFeatures.objects.filter(cid__in=cids, version=FEATURES_VERSION).values_list(
+        "cid", "features"
+    )
+    return {cid: np.frombuffer(bytes(blob), dtype="<f8").copy() for cid, blob in rows}
+
+
+def _cache_features(features: dict[str, Any]) -> None:
+    """Store new vectors; a row of an older FEATURES_VERSION is replaced (upsert on the CID)."""
+    ImageFeatures.objects.bulk_create(
+        [
+            ImageFeatures(
+                cid=cid,
+                version=FEATURES_VERSION,
+                features=np.asarray(v, dtype="<f8").tobytes(),
+            )
+            for cid, v in features.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["cid"],
+        update_fields=["version", "features"],
+    )
 
 
 def model_train(*, campaign_id: int) -> ModelVersion | None:

@@ -110,7 +110,7 @@ def test_box_annotations_are_fused_closed_and_judged() -> None:
     assert by_worker[bob.pk] == (True, "boxes_agree")  # F1 = 2 * 1 / (2 + 1) = 0.67
     # The campaign refit re-weights contributors by their box F1.
     summary = services.campaign_refit(campaign_id=campaign.pk)
-    assert summary == {"workers": 3, "open_items": 0}
+    assert summary == {"workers": 3, "open_items": 0, "suspended": 0}
 
 
 @pytest.mark.django_db
@@ -130,3 +130,45 @@ def test_the_annotation_api_accepts_boxes() -> None:
     done = client.post(f"/api/items/{item.pk}/annotations/", {"label": [box()]}, format="json")
     assert done.status_code == 201, done.content
     assert item.annotations.get().value == {"boxes": [box()]}
+
+
+@pytest.mark.django_db
+def test_box_refit_suspends_a_contributor_whose_boxes_nobody_else_draws() -> None:
+    from labeling.models import Annotation, Assignment, WorkerBlock
+    from quality.models import WorkerSkill
+
+    campaign, items = text_campaign(
+        classes=("cat", "dog"),
+        n_items=12,
+        task_type=TaskType.IMAGE_BBOX,
+        min_labels=5,
+        max_labels=5,
+    )
+    honest = workers(3)
+    (spammer,) = workers(1)
+    from django.utils import timezone
+
+    for i, item in enumerate(items):
+        for n, worker in enumerate([*honest, spammer]):
+            value = (
+                [box(x=0.6, y=0.05, w=0.1, h=0.1, label="dog")]
+                if worker == spammer
+                else [box(x=0.1 + 0.005 * n, y=0.2 + 0.001 * i)]
+            )
+            lease = Assignment.objects.create(
+                item=item,
+                worker=worker,
+                campaign=campaign,
+                status="submitted",
+                leased_until=timezone.now(),
+            )
+            Annotation.objects.create(
+                item=item, worker=worker, assignment=lease, value={"boxes": value}, label=""
+            )
+    services.campaign_refit(campaign_id=campaign.pk)
+    status = dict(
+        WorkerSkill.objects.filter(campaign_id=campaign.pk).values_list("worker_id", "status")
+    )
+    assert status[spammer.pk] == "suspended"
+    assert all(status[w.pk] != "suspended" for w in honest)
+    assert WorkerBlock.objects.filter(campaign_id=campaign.pk, worker_id=spammer.pk).exists()

@@ -68,3 +68,27 @@ def test_a_loose_box_is_rejected_against_the_fused_one() -> None:
     loose = Box(0.35, 0.35, 0.4, 0.4, 0)  # IoU with the target about 0.22: its own cluster
     result = fuse_boxes([[target], [target], [loose]])
     assert result.accepted == [[True], [True], [False]]
+
+
+def test_leave_one_out_judges_each_contributor_against_the_others() -> None:
+    from quality.aggregation.boxes import leave_one_out_accepted
+
+    rng = np.random.default_rng(5)
+    cat = Box(0.1, 0.1, 0.3, 0.3, 0)
+    honest = [[jitter(cat, rng)] for _ in range(3)]
+    spam = [Box(0.6, 0.6, 0.2, 0.2, 1)]
+    assert leave_one_out_accepted([*honest, spam]) == [True, True, True, False]
+    assert leave_one_out_accepted([honest[0]]) == [None]  # nobody else: no evidence
+
+
+def test_box_spammers_need_evidence_then_are_suspended() -> None:
+    from quality.aggregation.boxes import box_worker_status
+
+    accepted = np.array([0, 1, 28, 0])
+    judged = np.array([2, 30, 30, 25])
+    spammers, trusted, informative = box_worker_status(accepted, judged)
+    assert spammers.tolist() == [False, True, False, True]  # two misses prove nothing
+    assert trusted.tolist() == [False, False, True, False]
+    assert informative[2] > 0.99
+    again = box_worker_status(accepted, judged)[2]
+    np.testing.assert_array_equal(informative, again)  # deterministic

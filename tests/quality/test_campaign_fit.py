@@ -169,3 +169,34 @@ def test_a_degenerate_slide_is_rejected_by_the_agreement_anchor() -> None:
     assert not fit.calibrated
     assert 0.35 < fit.class_priors[0] < 0.65
     assert np.mean(fit.labels == truth) > 0.7
+
+
+def test_before_calibration_gold_answers_alone_judge_workers() -> None:
+    accuracies = [0.95] * 6 + [0.5] * 2  # two uniform spammers
+    answers, truth = crowd(accuracies=accuracies, n_items=60, per_item=8, seed=21)
+    fit = fit_campaign(answers)
+    assert not fit.calibrated
+    assert not fit.judging
+    assert not fit.trusted.any()
+    assert not fit.likely_spammers.any()
+    gold = {i: int(truth[i]) for i in range(60)}
+    judged = fit_campaign(answers.with_gold(gold), calibration=10**6)
+    assert not judged.calibrated
+    assert judged.judging
+    assert judged.trusted[:6].all()
+    assert not judged.trusted[6:].any()
+
+
+def test_the_typical_contributor_is_the_median_trusted_worker() -> None:
+    from quality.aggregation.campaign import typical_confusion
+
+    accuracies = [0.9] * 10 + [0.5] * 5
+    answers, _ = crowd(accuracies=accuracies, n_items=400, per_item=5, seed=22)
+    fit = fit_campaign(answers)
+    assert fit.typical_confusion is not None
+    # A trusted (good) worker's matrix, not the pooled one the spammers dilute.
+    assert annotator_quality(fit.typical_confusion, class_priors=fit.class_priors) > 0.85
+    assert live_parameters(fit).typical is fit.typical_confusion
+    assert typical_confusion(fit.confusions, fit.worker_quality, np.zeros(15)) is None
+    sparse, _ = crowd(accuracies=[0.8] * 20, n_items=40, per_item=3, seed=1)
+    assert live_parameters(fit_campaign(sparse)).typical is None  # not calibrated: not valued

@@ -126,3 +126,41 @@ def test_cap_shrinks_toward_the_population_only_as_far_as_needed() -> None:
         cap_annotator(modest, population=population, class_priors=priors, max_quality=0.85),
         modest,
     )
+
+
+def test_expected_gain_matches_enumeration_by_hand() -> None:
+    from quality.aggregation.policy import expected_gain
+
+    a = one_coin_matrix(0.8, 2)
+    p = np.array([[0.6, 0.4]])
+    # One label: "0" keeps class 0 (right w.p. 0.6*0.8); "1" flips it (right w.p. 0.4*0.8).
+    assert expected_gain(p, matrix=a, labels=1)[0] == pytest.approx(0.6 * 0.8 + 0.4 * 0.8 - 0.6)
+    # A decision one label cannot flip gains nothing from one label.
+    assert expected_gain(np.array([[0.9, 0.1]]), matrix=a, labels=1)[0] == pytest.approx(0.0)
+
+
+def test_label_value_high_when_labels_can_settle_an_item_low_when_they_cannot() -> None:
+    from quality.aggregation.policy import label_value, lookahead
+
+    good, weak = one_coin_matrix(0.9, 2), one_coin_matrix(0.35, 4)
+    posteriors = np.array([[0.5, 0.5], [0.9, 0.1], [0.999, 0.001]])
+    value = label_value(posteriors, matrix=good)
+    assert value[0] > 0.1 > value[1] > 0.0
+    assert value[2] == pytest.approx(0.0, abs=1e-6)
+    # Four classes, contributors barely better than chance: more of the same settles little.
+    undecided = np.array([[0.4, 0.3, 0.2, 0.1]])
+    assert label_value(undecided, matrix=weak)[0] < label_value(posteriors[:1], matrix=good)[0]
+    # Vectorised and one item at a time agree; bounded enumeration.
+    one = [label_value(row, matrix=good)[0] for row in posteriors]
+    np.testing.assert_allclose(value, one)
+    assert (lookahead(2), lookahead(4), lookahead(8), lookahead(100)) == (3, 3, 2, 1)
+
+
+def test_items_close_when_labels_are_not_worth_buying() -> None:
+    policy = Policy(min_labels=2, max_labels=10, target_confidence=0.95, min_gain=0.01)
+    assert should_close(policy=policy, n_labels=2, confidence=0.6, is_gold=False, value=0.005)
+    assert not should_close(policy=policy, n_labels=2, confidence=0.6, is_gold=False, value=0.02)
+    assert not should_close(policy=policy, n_labels=1, confidence=0.6, is_gold=False, value=0.0)
+    assert not should_close(policy=policy, n_labels=3, confidence=0.6, is_gold=True, value=0.0)
+    # Without a value (an uncalibrated campaign) only the target and max_labels close.
+    assert not should_close(policy=policy, n_labels=3, confidence=0.6, is_gold=False)

@@ -301,3 +301,23 @@ def test_staff_lift_a_suspension(refitted: tuple) -> None:
 
     assert not WorkerBlock.objects.filter(worker_id=spammer_id, campaign_id=campaign.pk).exists()
     assert not services.worker_reinstate(worker_id=spammer_id, campaign_id=campaign.pk)
+
+
+def test_refit_stores_the_typical_contributor_and_closes_items_not_worth_a_label(
+    refitted: tuple, settings
+) -> None:
+    from quality.services.params import campaign_params
+
+    campaign, _items, _, _ = refitted
+    row = CampaignQuality.objects.get(campaign_id=campaign.pk)
+    assert row.typical_confusion is not None
+    params = campaign_params(campaign_id=campaign.pk, classes=campaign.class_names)
+    assert params.typical is not None
+    # With labels priced out of reach (every label "worth" less than 1.0), any open item with
+    # min_labels labels closes on its next update.
+    settings.KYODO_QUALITY_MIN_GAIN = 1.0
+    still_open = Item.objects.filter(campaign=campaign, status=ItemStatus.OPEN).first()
+    assert still_open is not None
+    services.item_consensus_update(item_id=still_open.pk)
+    still_open.refresh_from_db()
+    assert still_open.status == ItemStatus.COMPLETE

@@ -10,7 +10,7 @@ from bench.quality.ml_agreement import SHAPES, review, shape_png
 from labeling.models import Item, TaskType
 from labeling.services import items_upload
 from quality import services
-from quality.ml.features import IMAGE_FEATURES, image_features
+from quality.ml.features import FEATURES_VERSION, IMAGE_FEATURES, image_features
 from quality.ml.train import IMAGE, TEXT, learnable, train_out_of_fold
 from quality.models import CampaignQuality, ItemConsensus, ItemPrediction, ModelVersion
 
@@ -100,7 +100,7 @@ def test_a_text_campaign_trains_and_the_model_joins_the_refit(settings) -> None:
 
 
 @pytest.mark.django_db
-def test_an_image_campaign_trains_on_blobs_from_the_store() -> None:
+def test_an_image_campaign_trains_on_blobs_from_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
     campaign = CampaignFactory.create(
         task_type=TaskType.IMAGE_CLASSIFICATION,
         label_schema={"classes": [{"name": s} for s in SHAPES]},
@@ -138,6 +138,30 @@ def test_an_image_campaign_trains_on_blobs_from_the_store() -> None:
         for p in ItemPrediction.objects.filter(item_id__in=[i.pk for i in items[36:]])
     )
     assert right >= 6  # of 9 unseen images
+    # Features are cached by CID: a second training decodes no image at all.
+    from quality.models import ImageFeatures
+    from quality.services import training
+
+    assert ImageFeatures.objects.count() == 45
+    first = training.inputs(campaign=campaign, kind=IMAGE, item_ids=[i.pk for i in items])
+    real = training.get_store()
+    reads: list[str] = []
+
+    class CountingStore:
+        def read_bytes(self, cid: str) -> bytes:
+            reads.append(cid)
+            return real.read_bytes(cid)
+
+    monkeypatch.setattr(training, "get_store", lambda: CountingStore())
+    again = training.inputs(campaign=campaign, kind=IMAGE, item_ids=[i.pk for i in items])
+    assert reads == []
+    assert again[0] == first[0]
+    np.testing.assert_array_equal(again[1], first[1])
+    # Vectors of an older feature version are recomputed and replaced, not trusted.
+    ImageFeatures.objects.update(version=0)
+    training.inputs(campaign=campaign, kind=IMAGE, item_ids=[i.pk for i in items])
+    assert len(reads) == 45
+    assert set(ImageFeatures.objects.values_list("version", flat=True)) == {FEATURES_VERSION}
 
 
 @pytest.mark.django_db
