@@ -103,7 +103,7 @@ def _submit_orm(
 def _submit_sql(
     *, worker: User, item_id: int, label: object, boxes: object, duration_ms: int | None
 ) -> tuple[Annotation, int]:
-    """`_submit_orm` in three statements on PostgreSQL (see hot_sql), same checks, same order."""
+    """`_submit_orm` in two statements on PostgreSQL (see hot_sql), same checks, same order."""
     target = hot_sql.submit_target(worker=worker, item_id=item_id)
     if target is None:
         raise NotFound(f"item {item_id} does not exist", code="item_not_found")
@@ -122,6 +122,12 @@ def _submit_sql(
         duration_ms=duration_ms,
         now=timezone.now(),
     )
+    if annotation is None:
+        # The lease moved on while this waited for the item: say what it is now.
+        status = hot_sql.lease_status(assignment_id=target.assignment_id)
+        raise _lease_error(status, item_status=target.item_status) or Conflict(
+            "your lease on this item changed; ask for the next task", code="not_leased"
+        )
     return annotation, campaign.pk
 
 

@@ -197,32 +197,37 @@ def reserve_budget(*, campaign_id: int, affordable: int) -> bool:
 
 
 _SUBMIT_TARGET = """
-SELECT i.status, c.id, c.task_type, c.label_schema
-FROM labeling_item i JOIN labeling_campaign c ON c.id = i.campaign_id
+SELECT i.status, c.id, c.task_type, c.label_schema, a.id, a.status
+FROM labeling_item i
+JOIN labeling_campaign c ON c.id = i.campaign_id
+LEFT JOIN labeling_assignment a ON a.item_id = i.id AND a.worker_id = %s
 WHERE i.id = %s
 FOR UPDATE OF i
 """
-_SUBMIT_LEASE = """
-SELECT id, status FROM labeling_assignment WHERE item_id = %s AND worker_id = %s FOR UPDATE
-"""
+_SUBMIT_LEASE = "SELECT status FROM labeling_assignment WHERE id = %s"
+# The lease is marked submitted only if it is still leased, and the label exists only if it was:
+# the write checks the lease itself, under the item's lock, on the lease's newest version.
 _SUBMIT_WRITE = """
-WITH ann AS (
+WITH lease AS (
+    UPDATE labeling_assignment SET status = 'submitted'
+    WHERE id = %(assignment)s AND status = 'leased'
+    RETURNING id
+), ann AS (
     INSERT INTO labeling_annotation (item_id, worker_id, assignment_id, value, label, duration_ms,
                                      created_at)
-    VALUES (%(item)s, %(worker)s, %(assignment)s, %(value)s::jsonb, %(label)s, %(duration_ms)s,
-            %(now)s)
+    SELECT %(item)s, %(worker)s, lease.id, %(value)s::jsonb, %(label)s, %(duration_ms)s, %(now)s
+    FROM lease
     RETURNING id, created_at
-), lease AS (
-    UPDATE labeling_assignment SET status = 'submitted' WHERE id = %(assignment)s
 ), item AS (
-    UPDATE labeling_item SET label_count = label_count + 1 WHERE id = %(item)s
+    UPDATE labeling_item SET label_count = label_count + 1
+    WHERE id = %(item)s AND EXISTS (SELECT 1 FROM lease)
 )
 SELECT id, created_at FROM ann
 """
 
 
 class SubmitTarget:
-    """What a submission needs to know, read under the item's row lock."""
+    """What a submission needs to know, read with the item's row lock."""
 
     __slots__ = ("assignment_id", "assignment_status", "campaign", "item_status")
 
@@ -241,16 +246,18 @@ class SubmitTarget:
 
 
 def submit_target(*, worker: User, item_id: int) -> SubmitTarget | None:
-    """Lock the item, then read the worker's lease on it (a statement of its own, so that it
-    sees what committed while this one waited for the item). None: no such item."""
+    """Lock the item; read its campaign and the worker's lease on it. None: no such item.
+
+    One statement, so the lease is read as of its start: if this waited for the item's lock, the
+    lease may have moved on meanwhile. Only "leased" can be out of date (a lease never goes back
+    to it), and `submit_write` re-checks exactly that.
+    """
     with prepared_cursor() as cursor:
-        cursor.execute(_SUBMIT_TARGET, [item_id])
+        cursor.execute(_SUBMIT_TARGET, [worker.pk, item_id])
         row = cursor.fetchone()
-        if row is None:
-            return None
-        item_status, campaign_id, task_type, schema = row
-        cursor.execute(_SUBMIT_LEASE, [item_id, worker.pk])
-        lease = cursor.fetchone()
+    if row is None:
+        return None
+    item_status, campaign_id, task_type, schema, assignment_id, assignment_status = row
     campaign = _loaded(
         Campaign,
         {
@@ -263,9 +270,17 @@ def submit_target(*, worker: User, item_id: int) -> SubmitTarget | None:
     return SubmitTarget(
         item_status=item_status,
         campaign=campaign,
-        assignment_id=lease[0] if lease else None,
-        assignment_status=lease[1] if lease else None,
+        assignment_id=assignment_id,
+        assignment_status=assignment_status,
     )
+
+
+def lease_status(*, assignment_id: int) -> str | None:
+    """The lease's status now (a statement of its own: what committed until now)."""
+    with prepared_cursor() as cursor:
+        cursor.execute(_SUBMIT_LEASE, [assignment_id])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def submit_write(
@@ -276,8 +291,11 @@ def submit_write(
     value: dict[str, Any],
     duration_ms: int | None,
     now: datetime,
-) -> Annotation:
-    """The label, its lease marked submitted, the item's label count: one statement."""
+) -> Annotation | None:
+    """The label, its lease marked submitted, the item's label count: one statement.
+
+    None if the lease was no longer leased (the caller reads why with `lease_status`).
+    """
     label = value.get("label", "")
     label = label if isinstance(label, str) else ""
     with prepared_cursor() as cursor:
@@ -294,8 +312,8 @@ def submit_write(
             },
         )
         row = cursor.fetchone()
-    if row is None:  # an INSERT … RETURNING returns its row or raises
-        raise RuntimeError("the annotation INSERT returned no row")
+    if row is None:
+        return None
     annotation_id, created_at = row
     annotation = _loaded(
         Annotation,

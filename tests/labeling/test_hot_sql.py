@@ -101,6 +101,7 @@ def test_lease_and_submit_load_what_the_database_holds() -> None:
             duration_ms=1200,
             now=timezone.now(),
         )
+    assert annotation is not None
     stored = Annotation.objects.get(pk=annotation.pk)
     _same_fields(
         annotation,
@@ -126,3 +127,29 @@ def test_token_authentication_loads_the_user_or_refuses() -> None:
     User.objects.filter(pk=user.pk).update(is_active=False)
     with pytest.raises(AuthenticationFailed, match="inactive"):
         auth.authenticate_credentials(token.key)
+
+
+def test_submit_write_writes_nothing_unless_the_lease_is_still_leased() -> None:
+    """The write re-checks the lease: a lease that expired (or was submitted) after the first
+    read, as when the submit waited for the item's lock, gets no label and no count."""
+    campaign = CampaignFactory.create()
+    item = Item.objects.create(campaign=campaign, cid="bafkreistale", media_type="image/png")
+    worker = UserFactory.create()
+    lease = Assignment.objects.create(
+        item=item, worker=worker, campaign=campaign, leased_until=timezone.now()
+    )
+    Assignment.objects.filter(pk=lease.pk).update(status="expired")
+    with transaction.atomic():
+        written = hot_sql.submit_write(
+            worker=worker,
+            item_id=item.pk,
+            assignment_id=lease.pk,
+            value={"label": "cat"},
+            duration_ms=None,
+            now=timezone.now(),
+        )
+        assert written is None
+        assert hot_sql.lease_status(assignment_id=lease.pk) == "expired"
+    assert not Annotation.objects.filter(item=item).exists()
+    assert Item.objects.get(pk=item.pk).label_count == 0
+    assert Assignment.objects.get(pk=lease.pk).status == "expired"
