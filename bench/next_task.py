@@ -14,8 +14,9 @@ twice on an item, no contributor with two live leases, slots = leases + labels, 
 rows, and every 201 the clients saw is a row.
 
 What is measured is the web path: the request through gunicorn, Django, DRF and PostgreSQL, up to
-and including the enqueue of the quality task on commit (filesystem broker under a bench-only
-KYODO_VAR_DIR, so nothing reaches the demo's queue). No Celery worker runs: the quality engine's
+and including the enqueue of the quality task on commit (to Redis, as in production, in a database
+of the bench's own that it empties before and after; `--broker filesystem` uses the demo's folder
+broker under a bench-only KYODO_VAR_DIR). No Celery worker runs: the quality engine's
 effect on next-task — closing an item once it has its labels, which drops it from the open
 queue — is stood in for by a closer thread (`--closer sql`, the same UPDATE item_complete makes,
 batched every 200 ms); `--closer none` shows what happens to next-task when no worker closes items.
@@ -48,6 +49,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -123,6 +125,10 @@ def seed(url: str, *, items: int, contributors: int, max_labels: int) -> dict[st
 
 
 # --- server ---------------------------------------------------------------------------------
+
+
+def _flush_redis(url: str) -> None:
+    redis.Redis.from_url(url).flushdb()
 
 
 def free_port() -> int:
@@ -652,6 +658,10 @@ def bench_one(args: argparse.Namespace, template: str, items: int) -> dict[str, 
     env_extra = {"DATABASE_CONN_MAX_AGE": str(args.conn_max_age)}
     if args.broker == "memory":
         env_extra["REDIS_URL"] = "memory://"  # settings take the broker URL from REDIS_URL
+    elif args.broker == "redis":
+        # The production broker; a database of its own, emptied before and after the run.
+        env_extra["REDIS_URL"] = args.redis_url
+        _flush_redis(args.redis_url)
     access_log = var_dir / "access.log" if args.server_timing else None
     server = start_gunicorn(
         url, workers=args.workers, threads=args.threads, var_dir=var_dir, env_extra=env_extra,
@@ -678,6 +688,8 @@ def bench_one(args: argparse.Namespace, template: str, items: int) -> dict[str, 
             closer.stopping.set()
             closer.join(timeout=30)
         stop_gunicorn(server)
+        if args.broker == "redis":
+            _flush_redis(args.redis_url)
     if len(probe.marks) < 2:
         raise RuntimeError(f"the load did not run: {result.errors[:3]}")
     summary = summarize(result, t_from=probe.marks[0]["wall"], t_to=probe.marks[1]["wall"])
@@ -730,7 +742,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-labels", type=int, default=3)
     parser.add_argument("--conn-max-age", type=int, default=600, help="DATABASE_CONN_MAX_AGE")
     parser.add_argument("--closer", choices=["sql", "none"], default="sql")
-    parser.add_argument("--broker", choices=["filesystem", "memory"], default="filesystem")
+    parser.add_argument(
+        "--broker", choices=["redis", "filesystem", "memory"], default="redis",
+        help="where the quality task goes on each submit (redis: as in production)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--redis-url", default="redis://127.0.0.1:6379/14",
+        help="--broker redis: a Redis database the bench may empty",
+    )  # fmt: skip
     parser.add_argument(
         "--server-timing", action="store_true", help="gunicorn access log with %%(D)s"
     )
