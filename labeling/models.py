@@ -192,7 +192,11 @@ class AssignmentStatus(models.TextChoices):
 class Assignment(models.Model):
     """A lease of one item to one worker. Unique per (item, worker): nobody sees an item twice."""
 
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    # No index of its own: assignment_unique_item_worker (item, worker) serves item lookups, and
+    # every index is one more write per lease and per submit (the hot path).
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     worker = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
     )
@@ -227,9 +231,16 @@ class Assignment(models.Model):
 
 
 class Annotation(models.Model):
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    # No indexes of their own: annotation_unique_item_worker (item, worker) and
+    # annotation_worker_time (worker, created_at) lead with them (fewer writes per label).
+    item = models.ForeignKey(
+        Item, on_delete=models.CASCADE, related_name="annotations", db_index=False
+    )
     worker = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="annotations",
+        db_index=False,
     )
     assignment = models.OneToOneField(
         Assignment, on_delete=models.PROTECT, related_name="annotation"
