@@ -4,7 +4,8 @@
 
 Two generated campaigns with a learnable signal, each labeled by a simulated crowd through the
 replay of `bench.quality.replay` (answers arrive in random order, an item stops receiving labels
-when the policy closes it: min_labels 1, target_confidence 0.95, max_labels 7):
+when the policy closes it: min_labels 1, target_confidence 0.95, max_labels 7, the default
+min_gain):
 
 - images: shapes (circle, square, triangle) of random colour, size and position on a noisy
   background, the idea of `tools/seed.py`'s demo campaign, at 64 x 64 pixels;
@@ -34,6 +35,7 @@ from bench.quality.replay import Dataset, LiveCampaign, Settings
 from quality.aggregation import Answers, score
 from quality.aggregation._numeric import IntArray
 from quality.aggregation.campaign import CampaignFit
+from quality.aggregation.policy import MIN_GAIN
 from quality.ml.features import image_features
 from quality.ml.train import IMAGE, TEXT, learnable, train_out_of_fold
 
@@ -290,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Made by `python -m bench.quality.ml_agreement` on {stamp} in "
             f"{time.perf_counter() - started:.0f} s: {args.items} items per campaign, "
             f"{WORKERS} simulated workers (accuracy uniform in {ACCURACY_RANGE}), policy "
-            f"min_labels 1, target 0.95, max_labels 7; mean of {args.seeds} answer orders.",
+            f"min_labels 1, target 0.95, max_labels 7, min_gain {MIN_GAIN}; "
+            f"mean of {args.seeds} answer orders.",
             "",
             "| campaign | labels/item without model | accuracy (%) | labels/item with model | "
             "accuracy (%) | labels saved | trainings | model's last out-of-fold accuracy (%) |",

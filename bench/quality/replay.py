@@ -47,7 +47,13 @@ from quality.aggregation._numeric import FloatArray, IntArray, decide
 from quality.aggregation._passes import item_layout, log_likelihood_scores
 from quality.aggregation.campaign import CampaignFit, fit_campaign, live_parameters
 from quality.aggregation.io import read_answers, read_gold
-from quality.aggregation.policy import Policy, one_coin_matrix, should_close
+from quality.aggregation.policy import (
+    MIN_GAIN,
+    Policy,
+    label_value,
+    one_coin_matrix,
+    should_close,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ("bluebirds", "rte", "temp", "d_product", "s_rel")
@@ -59,6 +65,7 @@ SPAM_SHARE = 0.3
 COST_TARGET = 0.6  # at most this share of the labels ...
 SPAM_ACCURACY_LOSS = 1.0  # points
 SPAM_REWARD_SHARE = 0.02
+GOLD_SHARE = 0.05  # the campaign's gold items; their labels count as labels used
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,18 @@ def with_spammers(data: Dataset, *, share: float, seed: int) -> Dataset:
     return Dataset(data.name, spiked, data.gold, data.n_real_workers)
 
 
+def gold_items(data: Dataset, *, share: float, seed: int) -> dict[int, int]:
+    """The campaign's gold items: `share` of the items, drawn (seeded) among those with gold."""
+    n = round(share * data.answers.n_items)
+    if n <= 0:
+        return {}
+    known = np.array(sorted(data.gold), dtype=np.intp)
+    chosen = np.random.default_rng(2000 + seed).choice(
+        known, size=min(n, known.size), replace=False
+    )
+    return {int(i): data.gold[int(i)] for i in np.sort(chosen)}
+
+
 # The ML model joins through this hook: given the answers used so far and the last fit, it returns
 # its predicted class for some items (out of fold), or None while it has nothing to say.
 ModelHook = Callable[[Answers, CampaignFit, np.ndarray], tuple[IntArray, IntArray] | None]
@@ -133,6 +152,8 @@ class Settings:
     target_confidence: float = 0.95
     max_labels: int = 10**6
     suspend: bool = True
+    gold_share: float = GOLD_SHARE  # share of the items whose answer the campaign knows (gold)
+    min_gain: float = MIN_GAIN  # KYODO_QUALITY_MIN_GAIN
 
 
 @dataclass
@@ -164,9 +185,15 @@ class LiveCampaign:
         settings: Settings,
         model: ModelHook | None = None,
         prior_accuracy: float = PRIOR_ACCURACY,
+        gold: dict[int, int] | None = None,
     ) -> None:
         self.all = answers
-        self.policy = Policy(settings.min_labels, settings.max_labels, settings.target_confidence)
+        self.gold = dict(gold or {})
+        self.policy = Policy(
+            settings.min_labels, settings.max_labels, settings.target_confidence, settings.min_gain
+        )
+        self.temperature = 1.0
+        self.typical: FloatArray | None = None
         self.settings = settings
         self.model = model
         k, n_items, n_workers = answers.n_classes, answers.n_items, answers.n_workers
@@ -198,6 +225,13 @@ class LiveCampaign:
             return
         self.used.append(index)
         self.by_item[item].append(index)
+        if item in self.gold:
+            # Gold items never close; each label on one is judged at once against the known label.
+            if a.label_idx[index] == self.gold[item]:
+                self.pending[worker].append(index)
+            if len(self.used) >= self.next_refit:
+                self.refit()
+            return
         self.n_labels[item] += 1
         self.scores[item] += self.log_conf[worker, :, a.label_idx[index]]
         self._maybe_close(item)
@@ -205,9 +239,11 @@ class LiveCampaign:
             self.refit()
 
     def settle_epoch(self) -> None:
-        # A campaign that cannot yet tell workers apart pays on agreement alone.
+        # A campaign that cannot yet tell workers apart pays on agreement alone; one with gold
+        # items judges them from the start (quality.selectors.annotation_verdicts).
         calibrated = self.last_fit is not None and self.last_fit.calibrated
-        payable = self.trusted if calibrated else np.ones_like(self.trusted)
+        judged = calibrated or bool(self.gold)
+        payable = self.trusted if judged else np.ones_like(self.trusted)
         for worker in np.flatnonzero(payable & ~self.suspended):
             self.paid[worker] += len(self.pending[worker])
             self.pending[worker].clear()
@@ -220,13 +256,22 @@ class LiveCampaign:
         e = np.exp(row)
         return np.asarray(e / e.sum())
 
-    def _maybe_close(self, item: int) -> None:
+    def _maybe_close(self, item: int, value: float | None = None) -> None:
         posterior = self._posterior(item)
+        calibrated = self.last_fit is not None and self.last_fit.calibrated
+        if value is None:
+            # As quality.services.consensus: only a calibrated campaign values labels.
+            value = (
+                float(label_value(posterior, matrix=self.typical, temperature=self.temperature)[0])
+                if calibrated and self.typical is not None
+                else float("inf")
+            )
         if should_close(
             policy=self.policy,
             n_labels=int(self.n_labels[item]),
             confidence=float(posterior.max()),
             is_gold=False,
+            value=value,
         ):
             self._close(item, posterior)
 
@@ -243,7 +288,7 @@ class LiveCampaign:
     def used_answers(self) -> Answers:
         idx = np.asarray(self.used, dtype=np.intp)
         a = self.all
-        return Answers(
+        used = Answers(
             worker_idx=a.worker_idx[idx],
             item_idx=a.item_idx[idx],
             label_idx=a.label_idx[idx],
@@ -251,6 +296,7 @@ class LiveCampaign:
             n_items=a.n_items,
             n_classes=a.n_classes,
         )
+        return used.with_gold(self.gold) if self.gold else used
 
     def fit(self) -> CampaignFit:
         used = self.used_answers()
@@ -265,6 +311,9 @@ class LiveCampaign:
         self.last_fit = fit
         self.refits += 1
         live = live_parameters(fit)
+        self.default = live.default
+        self.typical = live.typical
+        self.temperature = live.temperature
         self.priors = live.class_priors
         self.log_conf = live.temperature * np.log(live.confusions)
         used = self.used_answers()
@@ -276,8 +325,19 @@ class LiveCampaign:
             scores[self.model_items] += self.model_log[:, self.model_labels].T
         self.scores = np.ascontiguousarray(scores)
         self.apply_statuses(fit)
-        for item in np.flatnonzero(~self.closed & (self.n_labels > 0)):
-            self._maybe_close(int(item))
+        candidates = np.array(
+            [i for i in np.flatnonzero(~self.closed & (self.n_labels > 0)) if i not in self.gold],
+            dtype=np.intp,
+        )
+        values = np.full(candidates.size, np.inf)
+        if fit.calibrated and candidates.size and self.typical is not None:
+            # As quality.services.refit_items: every open item valued at once.
+            shifted = self.scores[candidates] - self.scores[candidates].max(axis=1, keepdims=True)
+            posteriors = np.exp(shifted)
+            posteriors /= posteriors.sum(axis=1, keepdims=True)
+            values = label_value(posteriors, matrix=self.typical, temperature=self.temperature)
+        for item, value in zip(candidates.tolist(), values.tolist(), strict=True):
+            self._maybe_close(item, value)
         self.next_refit = len(self.used) + max(REFIT_MIN_NEW, int(REFIT_GROWTH * len(self.used)))
 
     def apply_statuses(self, fit: CampaignFit) -> None:
@@ -303,7 +363,8 @@ def replay(
     started = time.perf_counter()
     answers = data.answers
     order = np.random.default_rng(seed).permutation(answers.n_answers)
-    live = LiveCampaign(answers, settings=settings, model=model)
+    campaign_gold = gold_items(data, share=settings.gold_share, seed=seed)
+    live = LiveCampaign(answers, settings=settings, model=model, gold=campaign_gold)
     epoch_ends = set(np.linspace(0, answers.n_answers, EPOCHS + 1).astype(int)[1:-1].tolist())
     for position, index in enumerate(order):
         live.feed(int(index))
@@ -313,7 +374,10 @@ def replay(
     return Outcome(
         labels_used=len(live.used),
         labels_available=answers.n_answers,
-        accuracy=score(fit.labels, gold=data.gold).accuracy,
+        # Scored on the items whose answer the campaign did not know.
+        accuracy=score(
+            fit.labels, gold={i: g for i, g in data.gold.items() if i not in campaign_gold}
+        ).accuracy,
         refits=live.refits,
         paid=live.paid,
         withheld=live.withheld(),
@@ -349,8 +413,15 @@ def cost_and_spam(data: Dataset, *, seeds: int, settings: Settings) -> dict[str,
         honest = slice(0, data.answers.n_workers)
         honest_accepted = outcome.paid[honest].sum() + outcome.withheld[honest].sum()
         honest_withheld.append(float(outcome.withheld[honest].sum() / max(honest_accepted, 1.0)))
+    mv_full = 100 * mv_accuracy(data)
     return {
-        "mv_full": 100 * mv_accuracy(data),
+        "mv_full": mv_full,
+        "seeds_met": float(
+            sum(100 * o.accuracy >= mv_full and o.label_share <= COST_TARGET for o in clean)
+        ),
+        **{f"accuracy_{i}": 100 * o.accuracy for i, o in enumerate(clean)},
+        **{f"label_share_{i}": o.label_share for i, o in enumerate(clean)},
+        **{f"spam_reward_share_{i}": v for i, v in enumerate(spam_share)},
         "accuracy": 100 * mean([o.accuracy for o in clean]),
         "label_share": mean([o.label_share for o in clean]),
         "refits": mean([o.refits for o in clean]),
@@ -376,12 +447,21 @@ def cost_and_spam(data: Dataset, *, seeds: int, settings: Settings) -> dict[str,
     }
 
 
-def curve(data: Dataset, *, targets: tuple[float, ...], min_labels: tuple[int, ...]) -> list[str]:
+# (gold share, min_gain) of the trade-off table: the previous policy first, then this one's knobs.
+CURVE = (
+    (0.0, 0.0),
+    (GOLD_SHARE, 0.0),
+    (GOLD_SHARE, 0.01),
+    (GOLD_SHARE, MIN_GAIN),
+    (GOLD_SHARE, 0.03),
+)
+
+
+def curve(data: Dataset, *, points: tuple[tuple[float, float], ...] = CURVE) -> list[str]:
     cells = []
-    for m in min_labels:
-        for t in targets:
-            o = replay(data, seed=0, settings=Settings(min_labels=m, target_confidence=t))
-            cells.append(f"{100 * o.accuracy:.2f} @ {100 * o.label_share:.0f}%")
+    for gold, gain in points:
+        o = replay(data, seed=0, settings=Settings(min_gain=gain, gold_share=gold))
+        cells.append(f"{100 * o.accuracy:.2f} @ {100 * o.label_share:.1f}%")
     return cells
 
 
@@ -397,16 +477,15 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     rows: dict[str, dict[str, float]] = {}
     curves: dict[str, list[str]] = {}
-    targets, floors = (0.8, 0.9, 0.95, 0.99), (1, 2)
     for name in args.datasets:
         data = load(args.data, name)
         rows[name] = cost_and_spam(data, seeds=args.seeds, settings=settings)
         print(name, {k: round(v, 4) for k, v in rows[name].items()}, flush=True)
         if not args.no_curve:
-            curves[name] = curve(data, targets=targets, min_labels=floors)
+            curves[name] = curve(data)
             print(name, curves[name], flush=True)
     text = report(rows, curves, seeds=args.seeds, seconds=time.perf_counter() - started)
-    text_curve_header = [f"min {m}, target {t}" for m in floors for t in targets]
+    text_curve_header = [f"gold {g:.0%}, min_gain {gain}" for g, gain in CURVE]
     if curves:
         text += curve_table(curves, text_curve_header)
     print(text)
@@ -425,8 +504,9 @@ def report(
         "",
         f"Made by `python -m bench.quality.replay` on {stamp} in {seconds:.0f} s; "
         f"{platform.machine()}, Python {sys.version.split()[0]}, numpy {np.__version__}. "
-        f"Policy: min_labels 1, target_confidence 0.95, no max_labels beyond the data; "
-        f"mean of {seeds} random answer orders.",
+        f"Policy: min_labels 1, target_confidence 0.95, min_gain {MIN_GAIN} (labels valued once "
+        f"the campaign is calibrated), {GOLD_SHARE:.0%} of the items gold (their labels counted), "
+        f"no max_labels beyond the data; mean of {seeds} random answer orders.",
         "",
         "| dataset | MV, full overlap (%) | Kyodo live (%) | labels used | refits | "
         "target met | +30% spammers (%) | loss (pts) | spammers' share of rewards paid | "
@@ -443,13 +523,29 @@ def report(
             f"{100 * r['spammers_suspended']:.0f}% | {r['honest_suspended']:.1f} | "
             f"{100 * r['clean_withheld']:.0f}% / {100 * r['honest_withheld']:.0f}% |"
         )
+    lines += [
+        "",
+        "Per answer order (accuracy % @ labels used; spammers' share of rewards):",
+        "",
+        "| dataset | " + " | ".join(f"order {i}" for i in range(seeds)) + " | orders meeting "
+        "the cost target |",
+        "|---|" + "---:|" * seeds + "---:|",
+    ]
+    for name, r in rows.items():
+        cells = [
+            f"{r[f'accuracy_{i}']:.2f} @ {100 * r[f'label_share_{i}']:.1f}%; "
+            f"{100 * r[f'spam_reward_share_{i}']:.2f}%"
+            for i in range(seeds)
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['seeds_met']:.0f} of {seeds} |")
     lines.append("")
     return "\n".join(lines) + "\n"
 
 
 def curve_table(curves: dict[str, list[str]], header: list[str]) -> str:
     lines = [
-        "Accuracy (%) @ share of the labels used, one answer order (seed 0), by policy:",
+        "Accuracy (%) @ share of the labels used, one answer order (seed 0), by gold share and "
+        "min_gain (0: items close on target_confidence alone, as before):",
         "",
         "| dataset | " + " | ".join(header) + " |",
         "|---|" + "---:|" * len(header),
