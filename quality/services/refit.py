@@ -199,11 +199,6 @@ def _store_workers(*, campaign_id: int, data: CampaignArrays, fit: CampaignFit) 
             labeling_services.worker_block(
                 campaign_id=campaign_id, worker_id=worker_id, reason=reason
             )
-            # Next-task lives upstream in labeling: bar the worker there, through its door.
-            for worker_id in newly:
-                labeling_services.worker_block(
-                    campaign_id=campaign_id, worker_id=worker_id, reason=reason
-                )
 
 
 def _status(before: str | None, *, spammer: bool, trusted: bool) -> tuple[str, bool, bool]:
