@@ -523,68 +523,65 @@ def verify(url: str, seeded: dict[str, Any], result: LoadResult) -> dict[str, in
     return found
 
 
-CANDIDATE_SQL = """
-SELECT "labeling_item"."id" FROM "labeling_item"
-WHERE "labeling_item"."campaign_id" = %(c)s AND "labeling_item"."slots_taken" < %(max)s
-  AND "labeling_item"."status" = 'open'
-  AND NOT EXISTS (SELECT 1 FROM "labeling_assignment" U0
-                  WHERE U0."item_id" = "labeling_item"."id" AND U0."worker_id" = %(w)s LIMIT 1)
-ORDER BY "labeling_item"."priority" ASC, "labeling_item"."id" ASC
-LIMIT 1 FOR UPDATE OF "labeling_item" SKIP LOCKED
-"""
-
-
 def explain(url: str, seeded: dict[str, Any]) -> str:
-    """EXPLAIN ANALYZE of the next-task candidate scan (as labeling.services.leases builds it),
-    for the contributor with the most labels, in a transaction that is rolled back."""
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT worker_id FROM labeling_assignment WHERE campaign_id = %s "
-            "GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
-            [seeded["campaign_id"]],
-        ).fetchone()
-        worker = row[0] if row else 0
-        params = {"c": seeded["campaign_id"], "max": seeded["max_labels"], "w": worker}
-        plan = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + CANDIDATE_SQL, params).fetchall()
-        conn.rollback()
-    return "\n".join(r[0] for r in plan)
+    """EXPLAIN ANALYZE of the lease statement as the app runs it (bench/explain_lease.py)."""
+    out = subprocess.run(
+        [str(BIN / "python"), "-m", "bench.explain_lease", str(seeded["campaign_id"])],
+        cwd=ROOT, env=django_env(url), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return out.stdout if out.returncode == 0 else f"explain failed: {out.stderr[-2000:]}"
 
 
-# The statements of one cycle as the web path sends them (token lookup, campaign, lease; token,
-# lease check, label, counters), without Django: what PostgreSQL alone can do on this machine.
-# One pgbench client = one contributor; the item is closed once full, as the closer does.
+# The statements of one cycle as the web path sends them on PostgreSQL (accounts/authentication.py
+# and labeling/services/hot_sql.py; prepared, -M prepared): token, campaign and block, lock, lease;
+# token, item + lease, label, campaign counter. Without Django: what PostgreSQL alone can do on
+# this machine. One pgbench client = one contributor; the item is closed once full, as the closer
+# does.
 PGBENCH_CYCLE = """
 \\set w :first_worker + :client_id
-SELECT t.key, u.id FROM authtoken_token t JOIN accounts_user u ON u.id = t.user_id
-  WHERE t.user_id = :w;
-SELECT c.id, u.id FROM labeling_campaign c JOIN accounts_user u ON u.id = c.owner_id
-  WHERE c.id = :c;
+SELECT u.id FROM accounts_user u JOIN authtoken_token t ON t.user_id = u.id WHERE t.user_id = :w;
+SELECT c.id, c.status, c.label_schema, b.id IS NOT NULL AS blocked FROM labeling_campaign c
+  LEFT JOIN labeling_workerblock b ON b.campaign_id = c.id AND b.worker_id = :w WHERE c.id = :c;
 BEGIN;
 SELECT pg_advisory_xact_lock(1264144196, :w);
-SELECT id FROM labeling_assignment WHERE worker_id = :w AND campaign_id = :c AND status = 'leased'
-  AND leased_until > now() ORDER BY id LIMIT 1;
-SELECT i.id AS item FROM labeling_item i WHERE i.campaign_id = :c AND i.slots_taken < 3
-  AND i.status = 'open' AND NOT EXISTS (SELECT 1 FROM labeling_assignment u0
-  WHERE u0.item_id = i.id AND u0.worker_id = :w LIMIT 1)
-  ORDER BY i.priority, i.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED \\gset
-UPDATE labeling_item SET slots_taken = slots_taken + 1 WHERE id = :item AND status = 'open'
-  AND slots_taken < 3;
-INSERT INTO labeling_assignment (item_id, worker_id, campaign_id, status, leased_until, created_at)
-  VALUES (:item, :w, :c, 'leased', now() + interval '5 minutes', now()) RETURNING id AS lease \\gset
+WITH live AS (
+  SELECT a.id, a.item_id FROM labeling_assignment a WHERE a.worker_id = :w AND a.campaign_id = :c
+    AND a.status = 'leased' AND a.leased_until > now() ORDER BY a.id LIMIT 1
+), pick AS (
+  SELECT i.id FROM labeling_item i WHERE NOT EXISTS (SELECT 1 FROM live)
+    AND i.campaign_id = :c AND i.status = 'open' AND i.gold_label = '' AND i.slots_taken < 3
+    AND NOT EXISTS (SELECT 1 FROM labeling_assignment x WHERE x.item_id = i.id AND x.worker_id = :w)
+  ORDER BY i.priority, i.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED
+), slot AS (
+  UPDATE labeling_item i SET slots_taken = i.slots_taken + 1 FROM pick WHERE i.id = pick.id
+    AND i.status = 'open' AND i.gold_label = '' AND i.slots_taken < 3 RETURNING i.id
+), new AS (
+  INSERT INTO labeling_assignment
+    (item_id, worker_id, campaign_id, status, leased_until, created_at)
+  SELECT slot.id, :w, :c, 'leased', now() + interval '5 minutes', now() FROM slot
+  RETURNING id, item_id
+)
+SELECT id AS lease, item_id AS item FROM live UNION ALL SELECT id, item_id FROM new \\gset
 COMMIT;
-SELECT t.key, u.id FROM authtoken_token t JOIN accounts_user u ON u.id = t.user_id
-  WHERE t.user_id = :w;
+SELECT u.id FROM accounts_user u JOIN authtoken_token t ON t.user_id = u.id WHERE t.user_id = :w;
 BEGIN;
-SELECT id FROM labeling_item WHERE id = :item FOR UPDATE;
-SELECT a.id FROM labeling_assignment a JOIN labeling_item i ON i.id = a.item_id
-  JOIN labeling_campaign c ON c.id = a.campaign_id WHERE a.worker_id = :w AND a.item_id = :item
-  FOR UPDATE;
-INSERT INTO labeling_annotation (item_id, worker_id, assignment_id, value, label, created_at)
-  VALUES (:item, :w, :lease, '{"label": "positive"}', 'positive', now());
-UPDATE labeling_assignment SET status = 'submitted' WHERE id = :lease;
-UPDATE labeling_item SET label_count = label_count + 1 WHERE id = :item;
-UPDATE labeling_campaign SET label_count = label_count + 1 WHERE id = :c;
+SELECT i.status, c.id, c.label_schema, a.id, a.status FROM labeling_item i
+  JOIN labeling_campaign c ON c.id = i.campaign_id
+  LEFT JOIN labeling_assignment a ON a.item_id = i.id AND a.worker_id = :w
+  WHERE i.id = :item FOR UPDATE OF i;
+WITH lease AS (
+  UPDATE labeling_assignment SET status = 'submitted' WHERE id = :lease AND status = 'leased'
+  RETURNING id
+), ann AS (
+  INSERT INTO labeling_annotation (item_id, worker_id, assignment_id, value, label, created_at)
+  SELECT :item, :w, lease.id, '{"label": "positive"}', 'positive', now() FROM lease RETURNING id
+), item AS (
+  UPDATE labeling_item SET label_count = label_count + 1
+  WHERE id = :item AND EXISTS (SELECT 1 FROM lease)
+)
+SELECT id FROM ann;
 COMMIT;
+UPDATE labeling_campaign SET label_count = label_count + 1 WHERE id = :c;
 UPDATE labeling_item SET status = 'complete', completed_at = now() WHERE id = :item
   AND label_count >= 3;
 """
@@ -607,7 +604,8 @@ def pgbench_cycle(
     script.write_text(PGBENCH_CYCLE)
     out = subprocess.run(
         [
-            pgbench, "-n", "-c", str(clients), "-j", "2", "-T", str(int(seconds)), "-r",
+            pgbench, "-n", "-M", "prepared", "-c", str(clients), "-j", "2",
+            "-T", str(int(seconds)), "-r",
             "-D", f"first_worker={first}", "-D", f"c={seeded['campaign_id']}",
             "-f", str(script), url,
         ],
