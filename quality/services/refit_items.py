@@ -174,6 +174,23 @@ def _gold_votes(ctx: _ItemContext, code: int) -> dict[str, Any]:
 @transaction.atomic
 def _store_batch(ctx: _ItemContext, codes: IntArray) -> int:
     ids = [int(ctx.data.item_ids[c]) for c in codes]
+    # Every row exists before it is locked: an item's first live update may be creating its row
+    # right now, and an upsert of a row this batch had not locked would overwrite that update
+    # (closing the item) with this fit's older view. Same first step as the live update's.
+    ItemConsensus.objects.bulk_create(
+        [
+            ItemConsensus(
+                item_id=item_id,
+                campaign_id=ctx.campaign.pk,
+                label="",
+                confidence=0.0,
+                n_labels=0,
+                method="",
+            )
+            for item_id in ids
+        ],
+        ignore_conflicts=True,
+    )
     current = {
         row[0]: row[1:]
         for row in ItemConsensus.objects.select_for_update()
