@@ -260,7 +260,7 @@ CELERY_BEAT_SCHEDULE["rewards-tick"] = {
 }
 # --- end of rewards on-chain settings
 
-# --- Quality engine (docs/quality.md): defaults documented there, none tuned to one data set.
+# --- Quality engine (docs/quality.md): defaults documented there.
 # Cold start: every worker right this often until a refit knows better.
 KYODO_QUALITY_PRIOR_ACCURACY = float(os.environ.get("KYODO_QUALITY_PRIOR_ACCURACY", "0.85"))
 # Items with 3+ labels (or gold) before a refit's worker estimates are trusted.
@@ -270,6 +270,13 @@ KYODO_QUALITY_CALIBRATION_ITEMS = env_int("KYODO_QUALITY_CALIBRATION_ITEMS", 100
 KYODO_QUALITY_SPAM_THRESHOLD = float(os.environ.get("KYODO_QUALITY_SPAM_THRESHOLD", "0.1"))
 KYODO_QUALITY_SPAM_CERTAINTY = float(os.environ.get("KYODO_QUALITY_SPAM_CERTAINTY", "0.95"))
 KYODO_QUALITY_TRUST_CERTAINTY = float(os.environ.get("KYODO_QUALITY_TRUST_CERTAINTY", "0.9"))
+# A calibrated campaign closes an item once one more label would raise its chance of being
+# decided right by less than this; unset: quality.aggregation.policy.MIN_GAIN (0.02).
+KYODO_QUALITY_MIN_GAIN = (
+    float(os.environ["KYODO_QUALITY_MIN_GAIN"])
+    if os.environ.get("KYODO_QUALITY_MIN_GAIN")
+    else None
+)
 # The ML model is trusted at most like this percentile of the campaign's seasoned contributors.
 KYODO_QUALITY_MODEL_CAP_PERCENTILE = float(
     os.environ.get("KYODO_QUALITY_MODEL_CAP_PERCENTILE", "90")

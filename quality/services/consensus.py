@@ -65,8 +65,9 @@ def policy_of(campaign: Campaign) -> Policy:
 
 
 def min_gain() -> float:
-    """KYODO_QUALITY_MIN_GAIN (policy.MIN_GAIN when unset): the least a label must be worth."""
-    return float(getattr(settings, "KYODO_QUALITY_MIN_GAIN", MIN_GAIN))
+    """KYODO_QUALITY_MIN_GAIN (unset: policy.MIN_GAIN): the least a label must be worth."""
+    value = settings.KYODO_QUALITY_MIN_GAIN
+    return MIN_GAIN if value is None else float(value)
 
 
 def _r(value: float) -> float:
