@@ -8,9 +8,11 @@ campaigns, wallets for the demo users, and a first settled epoch.
   ``python -m tools.chain setup``: deploys KyodoToken + RewardDistributor (timelock 0) if needed,
   gives the demo users anvil's dev wallets, registers and funds the demo campaigns on-chain.
 * :func:`demo_settle` once the worker runs: waits until the seeded labels have become accepted
-  ledger entries, then ``python -m tools.chain settle`` settles and accepts an epoch, so bob and
-  carol (the seeded crowd) have a claimable balance; alice's labels follow in later epochs (the
-  demo's beat opens one every ``KYODO_EPOCH_SECONDS``, 120 s by default).
+  ledger entries (paying rewards held while a worker was on probation, as the beat's
+  ``rewards.resolve_pending`` would), then ``python -m tools.chain settle`` settles and accepts an
+  epoch, so bob and carol (the seeded crowd, trusted on their gold answers) have a claimable
+  balance; alice's labels follow in later epochs (the demo's beat opens one every
+  ``KYODO_EPOCH_SECONDS``, 120 s by default).
 
 The chaos test uses :func:`start_anvil` for a node of its own.
 """
@@ -263,13 +265,20 @@ def settle(timeout: float = 120.0) -> int:
     from rewards.management.commands.settle_epoch import drive
     from rewards.models import EpochStatus, RewardEntry, RewardStatus
     from rewards.selectors import epoch_last_accepted, reward_summary
-    from rewards.services import epoch_settle_now, rewards_account_completed
+    from rewards.services import (
+        epoch_settle_now,
+        rewards_account_completed,
+        rewards_resolve_all_pending,
+    )
 
     deadline = time.monotonic() + timeout
     epoch = None
     seen, since = -1, time.monotonic()
     while time.monotonic() < deadline:
         rewards_account_completed()  # items the worker closed: their ledger entries, now
+        # Rewards held while their worker was on probation: the beat's `rewards.resolve_pending`
+        # (every 300 s) pays them once the worker is trusted; the same service, now.
+        rewards_resolve_all_pending()
         ready = (
             RewardEntry.objects.filter(status=RewardStatus.ACCEPTED, epoch__isnull=True)
             .exclude(worker__wallet_address="")

@@ -6,6 +6,7 @@ Run through `make demo` (tools/demo.py), or alone: `python -m tools.seed` after 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import random
 
@@ -20,6 +21,9 @@ from PIL import Image, ImageDraw  # noqa: E402
 from accounts.models import Role, User  # noqa: E402
 from labeling.models import Campaign, Item, TaskType  # noqa: E402
 from labeling.services import annotation_submit, campaign_create, items_upload, task_lease_next  # noqa: E402
+from quality.models import WorkerSkill, WorkerStatus  # noqa: E402
+from quality.selectors import worker_statuses  # noqa: E402
+from quality.services import campaign_refit  # noqa: E402
 
 PASSWORD = "kyodo-demo"  # noqa: S105 - the documented demo password
 USERS = [
@@ -31,6 +35,9 @@ USERS = [
     ("buyer@kyodo.local", Role.BUYER, False),
 ]
 SHAPES = ["circle", "square", "triangle"]
+# The simulated crowd of the Shapes campaign and how often each answers right: careful workers,
+# as a campaign with gold items must see before it pays them (docs/quality.md, "Rewards").
+CROWD = {"bob@kyodo.local": 0.95, "carol@kyodo.local": 0.92}
 TOKEN = 10**18  # one token in base units (18 decimals)
 
 POSITIVE = [
@@ -146,20 +153,43 @@ def ensure_text_campaign(owner: User) -> Campaign:
     return campaign
 
 
-def simulate_labels(campaign: Campaign, workers: list[User], items: int, rng: random.Random) -> int:
-    """Label the first items as a small, mostly right crowd would: the demo has results to show."""
+def simulate_labels(
+    campaign: Campaign,
+    crowd: dict[User, float],
+    rng: random.Random,
+    *,
+    at_least: int = 40,
+    at_most: int = 200,
+    check_every: int = 10,
+) -> int:
+    """Label as a small, mostly right crowd would, until the campaign trusts every one of them.
+
+    Each worker takes next-task's items (gold ones mixed in at the campaign's `gold_ratio`) and
+    answers right with its accuracy in `crowd`. In a campaign with gold items, rewards of a
+    worker on probation are held pending (docs/quality.md, "Rewards"): so after `at_least` tasks
+    each, the campaign is refitted every `check_every` tasks (the product's own refit, which
+    judges workers on their gold answers until the campaign is calibrated) and the crowd stops
+    once all of it is trusted, or after `at_most` tasks each. Returns the labels submitted.
+    """
     done = 0
-    for _ in range(items):
-        for worker in workers:
+    ids = {worker.pk for worker in crowd}
+    logging.getLogger("quality.services.refit").setLevel(logging.WARNING)  # a line per refit
+    for task in range(1, at_most + 1):
+        for worker, accuracy in crowd.items():
             assignment = task_lease_next(campaign=campaign, worker=worker)
             if assignment is None:
                 continue
             truth = assignment.item.filename.split("-")[0]
-            label = truth if rng.random() < 0.85 else rng.choice(SHAPES)
+            label = truth if rng.random() < accuracy else rng.choice(SHAPES)
             annotation_submit(
                 worker=worker, item_id=assignment.item_id, label=label, duration_ms=1500
             )
             done += 1
+        if task >= at_least and (task - at_least) % check_every == 0:
+            campaign_refit(campaign_id=campaign.pk)
+            statuses = worker_statuses(campaign_id=campaign.pk, worker_ids=ids)
+            if all(status == WorkerStatus.TRUSTED for status in statuses.values()):
+                break
     return done
 
 
@@ -168,9 +198,19 @@ def main() -> None:
     shapes = ensure_image_campaign(users["requester@kyodo.local"])
     ensure_text_campaign(users["requester@kyodo.local"])
     if shapes.label_count == 0:
-        crowd = [users["bob@kyodo.local"], users["carol@kyodo.local"]]
-        simulate_labels(shapes, crowd, items=40, rng=random.Random(11))
+        random.seed(11)  # next-task draws its gold items from the module RNG: the same every time
+        crowd = {users[email]: accuracy for email, accuracy in CROWD.items()}
+        simulate_labels(shapes, crowd, rng=random.Random(11))
     print(f"seeded: {Campaign.objects.count()} campaigns, {Item.objects.count()} items")
+    for skill in WorkerSkill.objects.filter(
+        campaign_id=shapes.pk, worker__email__in=CROWD
+    ).select_related("worker"):
+        print(
+            f"        {skill.worker.email}: {skill.answers} labels in {shapes.title}, "
+            f"{skill.gold_passed}/{skill.gold_seen} gold right, {skill.status}"
+        )
+        if skill.status != WorkerStatus.TRUSTED:
+            print("        (still on probation: their rewards stay pending)")
 
 
 if __name__ == "__main__":
