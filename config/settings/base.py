@@ -254,6 +254,9 @@ KYODO_EPOCH_SECONDS = env_int(
 KYODO_PAYOUT_TABLE_PROOFS = env_bool("KYODO_PAYOUT_TABLE_PROOFS", False)  # proofs in the table
 # Relayed claims per claimMany transaction (docs/rewards.md); the beat's period is the window.
 KYODO_CLAIM_BATCH_SIZE = env_int("KYODO_CLAIM_BATCH_SIZE", 100)
+# A part batch waits for company until its oldest request has waited this long: gas per claim
+# falls with batch size (bench/GAS.md). 0 sends whatever is queued at every tick.
+KYODO_CLAIM_BATCH_WAIT_SECONDS = env_int("KYODO_CLAIM_BATCH_WAIT_SECONDS", 60)
 CELERY_BEAT_SCHEDULE["rewards-tick"] = {
     "task": "rewards.tick",
     "schedule": float(KYODO_CHAIN_POLL_SECONDS),

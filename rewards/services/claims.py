@@ -3,7 +3,9 @@
 ``POST /api/rewards/me/claim/`` records a :class:`ClaimRequest` for the wallet's leaf in the current
 root (unique per ``(account, cumulative)``: asking twice is one request) and answers at once. The
 beat (``rewards.tick``) then puts queued requests, at most ``KYODO_CLAIM_BATCH_SIZE`` at a time,
-into one ``claimMany`` outbox transaction, after checking each proof against the accepted root.
+into one ``claimMany`` outbox transaction, after checking each proof against the accepted root; a
+batch that is not full waits until its oldest request has waited
+``KYODO_CLAIM_BATCH_WAIT_SECONDS`` (gas per claim falls with batch size).
 The outbox sends it (nonces, fees, re-sends, reconciliation: see :mod:`.outbox`); its fate settles
 the requests in the same database transaction as the outbox row (:func:`claim_batch_settled`):
 
@@ -22,9 +24,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from web3.types import TxReceipt
 
 from accounts.models import User
@@ -161,6 +165,11 @@ def _batch_build_one(config: ChainSettings, size: int) -> tuple[bool, ChainTx | 
         .order_by("id")[:size]
     )
     if not requests:
+        return False, None
+    wait = timedelta(seconds=settings.KYODO_CLAIM_BATCH_WAIT_SECONDS)
+    if len(requests) < size and requests[0].created_at > timezone.now() - wait:
+        # A part batch waits for company until its oldest request has waited long enough: gas
+        # per claim falls with batch size (bench/GAS.md, KYODO_CLAIM_BATCH_WAIT_SECONDS).
         return False, None
     accounts = [r.account for r in requests]
     leaves = {

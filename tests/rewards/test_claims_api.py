@@ -437,3 +437,29 @@ def test_the_admin_retry_leaves_failed_claim_batches_alone(settled: Any, rf: Any
     model_admin.retry(request, ChainTx.objects.all())
     batch.refresh_from_db()
     assert batch.status == "failed"
+
+
+def test_a_part_batch_waits_for_company_until_its_oldest_request_has_waited(
+    pyevm_rewards: RewardsChain, settings: Any
+) -> None:
+    """KYODO_CLAIM_BATCH_WAIT_SECONDS: gas per claim falls with batch size, so a batch that is
+    not full goes out only once its oldest request has waited that long; a full one at once."""
+    rc = pyevm_rewards
+    settings.KYODO_CLAIM_BATCH_SIZE = 2
+    settings.KYODO_CLAIM_BATCH_WAIT_SECONDS = 60
+    rc.open_campaign(1, 100 * TOKEN)
+    users = [wallet_user(40 + i) for i in range(3)]
+    for user in users:
+        add_entries(user, 1, 1, TOKEN)
+    _accepted_epoch(rc)
+    assert client_for(users[0]).post("/api/rewards/me/claim/").status_code == 202
+    assert claim_batches_build() == []  # one request, just made: it waits
+    for user in users[1:]:
+        client_for(user).post("/api/rewards/me/claim/")
+    (full,) = claim_batches_build()  # two make a full batch: out at once; the third waits
+    assert ClaimRequest.objects.filter(batch_tx=full).count() == 2
+    ClaimRequest.objects.filter(status=ClaimRequestStatus.QUEUED).update(
+        created_at=timezone.now() - timedelta(seconds=61)
+    )
+    (late,) = claim_batches_build()
+    assert ClaimRequest.objects.filter(batch_tx=late).count() == 1
