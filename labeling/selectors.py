@@ -35,7 +35,7 @@ def campaign_get_for(*, user: User, campaign_id: int) -> Campaign:
     campaign = Campaign.objects.select_related("owner").filter(pk=campaign_id).first()
     if campaign is None:
         raise NotFound(f"campaign {campaign_id} does not exist", code="campaign_not_found")
-    if user.is_staff or campaign.owner_id == user.pk or campaign.status == CampaignStatus.ACTIVE:
+    if campaign.is_open_to(user):
         return campaign
     raise PermissionDenied("this campaign is not open to you", code="campaign_forbidden")
 

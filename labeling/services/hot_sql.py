@@ -186,16 +186,6 @@ def lease_pick(
     return assignment, bool(is_new)
 
 
-def reserve_budget(*, campaign_id: int, affordable: int) -> bool:
-    with prepared_cursor() as cursor:
-        cursor.execute(
-            "UPDATE labeling_campaign SET labels_reserved = labels_reserved + 1"
-            " WHERE id = %s AND labels_reserved < %s",
-            [campaign_id, affordable],
-        )
-        return cursor.rowcount == 1
-
-
 _SUBMIT_TARGET = """
 SELECT i.status, c.id, c.task_type, c.label_schema, a.id, a.status
 FROM labeling_item i

@@ -53,21 +53,13 @@ def _active_lease(*, campaign: Campaign, worker: User) -> Assignment | None:
     )
 
 
-def _lock_worker(worker: User) -> None:
-    """Serialize one worker's lease transactions; held until the surrounding transaction ends."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_advisory_xact_lock(%s, %s)", [_LEASE_LOCK_CLASS, worker.pk & 0x7FFFFFFF]
-            )
-    # SQLite: transactions begin IMMEDIATE (see settings), so they are serialized already.
-
-
 def _pick_candidate(*, campaign: Campaign, worker: User, gold: bool) -> Item | None:
-    """The head of this worker's queue, locked; the whole row, as the task payload needs it.
+    """The head of this worker's queue; the whole row, as the task payload needs it.
 
     Two queues: gold items (known answers, never closed, no slot limit) in id order, and the
-    rest in priority order with at most `max_labels` slots each.
+    rest in priority order with at most `max_labels` slots each. (SQLite's path: its
+    transactions begin IMMEDIATE, so they are serialized and need no row locks; PostgreSQL's
+    scan, with SKIP LOCKED, is hot_sql's.)
     """
     labeled = Assignment.objects.filter(item=OuterRef("pk"), worker=worker)
     if gold:
@@ -88,15 +80,7 @@ def _pick_candidate(*, campaign: Campaign, worker: User, gold: bool) -> Item | N
             .filter(~Exists(labeled))
             .order_by("priority", "id")
         )
-    if not connection.features.has_select_for_update_skip_locked:
-        return candidates.first()
-    item = candidates.select_for_update(skip_locked=True, of=("self",)).first()
-    if item is None:
-        # Everything SKIP LOCKED saw was locked by someone leasing or submitting it right now, or
-        # there is nothing: wait for the head of the queue instead of answering "nothing left"
-        # while a slot may still be free. Only runs when the fast scan finds nothing.
-        item = candidates.select_for_update(of=("self",)).first()
-    return item
+    return candidates.first()
 
 
 def _wants_gold(campaign: Campaign) -> bool:
@@ -104,17 +88,14 @@ def _wants_gold(campaign: Campaign) -> bool:
     return campaign.gold_ratio > 0 and random.random() < campaign.gold_ratio  # noqa: S311
 
 
-def _affordable(campaign: Campaign) -> int:
-    """How many labels the campaign's budget pays for in all."""
-    reward = int(campaign.reward_per_label or 0)
-    return int(campaign.budget or 0) // reward if reward else 2**31 - 1
-
-
 def _reserve_budget(campaign: Campaign) -> bool:
+    """Reserve one label's reward of a budgeted campaign; False when the budget is spoken for."""
     if campaign.budget is None:
         return True
+    reward = int(campaign.reward_per_label or 0)
+    affordable = int(campaign.budget) // reward if reward else 2**31 - 1
     return bool(
-        Campaign.objects.filter(pk=campaign.pk, labels_reserved__lt=_affordable(campaign)).update(
+        Campaign.objects.filter(pk=campaign.pk, labels_reserved__lt=affordable).update(
             labels_reserved=F("labels_reserved") + 1
         )
     )
@@ -122,8 +103,7 @@ def _reserve_budget(campaign: Campaign) -> bool:
 
 def task_lease_next(*, campaign: Campaign, worker: User) -> Assignment | None:
     """The worker's current lease in this campaign, or a new one; None when nothing is left."""
-    if campaign.status != CampaignStatus.ACTIVE:
-        raise Conflict(f"campaign is {campaign.status}", code="campaign_not_active")
+    _check_active(campaign)
     worker_check_not_blocked(campaign_id=campaign.pk, worker_id=worker.pk)
     return _lease_next(campaign=campaign, worker=worker)
 
@@ -141,11 +121,15 @@ def task_lease_next_in(*, campaign_id: int, worker: User) -> Assignment | None:
         campaign = campaign_get_for(user=worker, campaign_id=campaign_id)
         return task_lease_next(campaign=campaign, worker=worker)
     campaign, block_reason = found
-    if campaign.status != CampaignStatus.ACTIVE:
-        raise Conflict(f"campaign is {campaign.status}", code="campaign_not_active")
+    _check_active(campaign)
     if block_reason is not None:
         raise worker_blocked_error(campaign_id=campaign.pk, reason=block_reason)
     return _lease_next(campaign=campaign, worker=worker)
+
+
+def _check_active(campaign: Campaign) -> None:
+    if campaign.status != CampaignStatus.ACTIVE:
+        raise Conflict(f"campaign is {campaign.status}", code="campaign_not_active")
 
 
 def _lease_next(*, campaign: Campaign, worker: User) -> Assignment | None:
@@ -173,8 +157,8 @@ def _lease_once(*, campaign: Campaign, worker: User) -> Assignment | None:
     if connection.vendor == "postgresql":
         return _lease_once_sql(campaign=campaign, worker=worker)
     # One lease at a time per worker: parallel calls by one worker (two tabs, a retrying client)
-    # queue here, and the later ones find the first one's lease instead of taking a second item.
-    _lock_worker(worker)
+    # are serialized (SQLite: IMMEDIATE transactions; PostgreSQL: hot_sql's advisory lock), and
+    # the later ones find the first one's lease instead of taking a second item.
     existing = _active_lease(campaign=campaign, worker=worker)
     if existing is not None:
         return existing
@@ -222,10 +206,7 @@ def _lease_once_sql(*, campaign: Campaign, worker: User) -> Assignment | None:
     if found is None:
         return None
     assignment, is_new = found
-    budgeted = is_new and campaign.budget is not None
-    if budgeted and not hot_sql.reserve_budget(
-        campaign_id=campaign.pk, affordable=_affordable(campaign)
-    ):
+    if is_new and not _reserve_budget(campaign):
         raise Conflict("the campaign's budget is used up", code="budget_exhausted")
     return assignment
 
