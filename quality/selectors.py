@@ -9,6 +9,7 @@ from typing import Any
 from accounts.models import User
 from core.errors import NotFound, PermissionDenied
 from labeling import selectors as labeling_selectors
+from labeling import services as labeling_services
 from labeling.models import ItemStatus, TaskType
 
 from .models import CampaignQuality, ItemConsensus, WorkerSkill, WorkerStatus
@@ -95,14 +96,7 @@ def worker_check_may_label(*, worker_id: int, campaign_id: int) -> None:
         .values_list("status_reason", flat=True)
         .first()
     )
-    raise PermissionDenied(
-        "you are suspended from this campaign: "
-        + (reason or "your answers did not match its consensus")
-        + ". Other campaigns are not affected; contact the campaign's owner if you think this is "
-        "a mistake.",
-        code="worker_suspended",
-        extra={"campaign_id": campaign_id},
-    )
+    raise labeling_services.worker_blocked_error(campaign_id=campaign_id, reason=reason or "")
 
 
 def suspended_workers(*, campaign_id: int) -> list[int]:

@@ -1,7 +1,7 @@
 """Writes of the labeling app. Other apps call these, never the models."""
 
 from .annotations import annotation_submit
-from .blocks import worker_block, worker_unblock
+from .blocks import worker_block, worker_blocked_error, worker_unblock
 from .campaigns import campaign_create, campaign_set_status
 from .imports import import_job_create, import_job_run
 from .ingest import UploadResult, items_upload
@@ -23,5 +23,6 @@ __all__ = [
     "task_lease_next",
     "task_lease_next_in",
     "worker_block",
+    "worker_blocked_error",
     "worker_unblock",
 ]

@@ -24,7 +24,7 @@ Queue order (`queue_priority`, lower is served first; new items start at 0):
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -259,9 +259,3 @@ def runner_up_of(posteriors: FloatArray, chosen: IntArray) -> IntArray:
     if masked.shape[0]:
         masked[np.arange(masked.shape[0]), chosen] = -np.inf
     return np.asarray(np.argmax(masked, axis=1), dtype=np.intp)
-
-
-def matrices_for(
-    keys: Sequence[Hashable], *, confusions: Mapping[Hashable, FloatArray], default: FloatArray
-) -> list[FloatArray]:
-    return [np.asarray(confusions.get(key, default), dtype=np.float64) for key in keys]

@@ -18,6 +18,7 @@ from labeling.models import Campaign
 from quality.aggregation._numeric import FloatArray, IntArray, decide
 from quality.aggregation.campaign import (
     CampaignFit,
+    LiveParameters,
     live_parameters,
     live_scores,
     scores_to_posteriors,
@@ -90,6 +91,8 @@ def store_items(
     context = _ItemContext(
         data=data,
         fit=fit,
+        live=live,
+        log_model=np.log(live.model) if live.model is not None else None,
         posteriors=posteriors,
         crowd=crowd,
         chosen=chosen,
@@ -115,6 +118,8 @@ def store_items(
 class _ItemContext:
     data: CampaignArrays
     fit: CampaignFit
+    live: LiveParameters  # live_parameters(fit), once per refit: it copies W x K x K arrays
+    log_model: FloatArray | None  # log of live.model, when the model takes part
     posteriors: FloatArray
     crowd: FloatArray
     chosen: IntArray
@@ -132,14 +137,14 @@ class _ItemContext:
 def _votes(ctx: _ItemContext, code: int) -> dict[str, Any]:
     answers = ctx.data.answers
     classes = ctx.data.classes
-    live = live_parameters(ctx.fit)
+    live = ctx.live
     rows = ctx.order[ctx.starts[code] : ctx.starts[code + 1]]
     chosen = int(ctx.chosen[code])
     runner_up = int(ctx.runner_up[code])
     model = None
-    if ctx.model_of[code] >= 0 and live.model is not None:
+    log_model = ctx.log_model
+    if ctx.model_of[code] >= 0 and log_model is not None:
         label = int(ctx.model_of[code])
-        log_model = np.log(live.model)
         weight = live.temperature * (log_model[chosen, label] - log_model[runner_up, label])
         model = (ctx.data.model_version, classes[label], float(weight))
     priors = live.class_priors
