@@ -337,9 +337,6 @@ class ClaimRequestStatus(models.TextChoices):
     SUPERSEDED = "superseded", "Superseded"  # a newer root's leaf replaced it (a new request)
 
 
-OPEN_CLAIM_STATUSES = (ClaimRequestStatus.QUEUED, ClaimRequestStatus.BATCHED)
-
-
 class ClaimRequest(models.Model):
     """A relayed claim asked for: one leaf ``(account, cumulative)`` to pay through ``claimMany``.
 
@@ -384,7 +381,3 @@ class ClaimRequest(models.Model):
 
     def __str__(self) -> str:
         return f"claim {self.account}:{self.cumulative} ({self.status})"
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN_CLAIM_STATUSES

@@ -120,11 +120,7 @@ def claim_request_ensure(*, claimable: ClaimableLeaf, user: User | None = None) 
     if request.status == ClaimRequestStatus.FAILED:
         if request.error_code == NOTHING_TO_CLAIM:
             raise Conflict("nothing to claim: already paid", code="nothing_to_claim")
-        request.status = ClaimRequestStatus.QUEUED
-        request.error_code = ""
-        request.batch_tx = None
-        request.batch_index = None
-        request.save()
+        _requeue(request)
     return request
 
 
@@ -298,11 +294,17 @@ def claim_batch_settled(
             _finish(request, ClaimRequestStatus.FAILED, reason)
             if stale:
                 _renew(request)
-        else:  # a good entry of a rejected batch: into the next batch
-            request.status = ClaimRequestStatus.QUEUED
-            request.batch_tx = None
-            request.batch_index = None
-            request.save()
+        else:  # a good entry of a rejected batch (its error_code is empty): into the next batch
+            _requeue(request)
+
+
+def _requeue(request: ClaimRequest) -> None:
+    """Back into the queue, out of any batch, for the next one."""
+    request.status = ClaimRequestStatus.QUEUED
+    request.error_code = ""
+    request.batch_tx = None
+    request.batch_index = None
+    request.save()
 
 
 def _root_moved(requests: list[ClaimRequest]) -> bool:
@@ -326,11 +328,7 @@ def _renew(request: ClaimRequest) -> bool:
     if leaf is None:
         return False
     if int(leaf.cumulative or 0) == int(request.cumulative or 0):  # same leaf, newer proof
-        request.status = ClaimRequestStatus.QUEUED
-        request.error_code = ""
-        request.batch_tx = None
-        request.batch_index = None
-        request.save()
+        _requeue(request)
         return True
     _supersede(request, leaf, _claimed([request.account]).get(request.account, 0))
     return True

@@ -26,17 +26,11 @@ def epoch_submit(*, epoch: Epoch) -> Epoch:
         epoch = Epoch.objects.select_for_update().get(pk=epoch.pk)
         if epoch.status != EpochStatus.TABLE_STORED:
             return epoch
-        changed = {int(k): int(v) for k, v in epoch.campaigns_changed.items()}
-        ids = sorted(changed)  # the contract wants strictly increasing campaign ids
-        data = client.contract.encode_abi(
-            "submitRoot",
-            args=[
-                bytes.fromhex(epoch.merkle_root[2:]),
-                epoch.payout_table_cid,
-                int(epoch.total_committed or 0),
-                ids,
-                [changed[i] for i in ids],
-            ],
+        data = client.submit_root.data(
+            epoch.merkle_root,
+            epoch.payout_table_cid,
+            int(epoch.total_committed or 0),
+            {int(k): int(v) for k, v in epoch.campaigns_changed.items()},
         )
         epoch.submit_tx = chain_tx_ensure(
             kind=ChainTxKind.SUBMIT_ROOT,
@@ -111,7 +105,7 @@ def epoch_accept_when_due(*, epoch: Epoch) -> Epoch:
                 kind=ChainTxKind.ACCEPT_ROOT,
                 key=f"accept_root:{epoch.number}",
                 to=client.address,
-                data=client.contract.encode_abi("acceptRoot", args=[]),
+                data=client.accept_root.data(),
             )
             epoch.save()
         elif accept_tx.status == ChainTxStatus.FAILED:
