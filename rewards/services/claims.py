@@ -107,7 +107,8 @@ def claim_check(*, user: User) -> ClaimableLeaf:
 def claim_request_ensure(*, claimable: ClaimableLeaf, user: User | None = None) -> ClaimRequest:
     """The request for this leaf (queued if new). A failed one is queued again, unless the
     contract said the leaf is paid. Locks the row."""
-    request, _ = ClaimRequest.objects.get_or_create(
+    # One read: the lookup itself locks the row (a new row is locked by its insert).
+    request, _ = ClaimRequest.objects.select_for_update().get_or_create(
         account=claimable.account,
         cumulative=int(claimable.leaf.cumulative or 0),
         defaults={
@@ -116,7 +117,6 @@ def claim_request_ensure(*, claimable: ClaimableLeaf, user: User | None = None) 
             "requested_by": user,
         },
     )
-    request = ClaimRequest.objects.select_for_update().get(pk=request.pk)
     if request.status == ClaimRequestStatus.FAILED:
         if request.error_code == NOTHING_TO_CLAIM:
             raise Conflict("nothing to claim: already paid", code="nothing_to_claim")
