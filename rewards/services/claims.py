@@ -282,18 +282,20 @@ def claim_batch_settled(
         # No entry named. Mined and reverted after a newer root was accepted in the same block,
         # the replay on the parent block cannot say why (UnknownRevert): the moved root can.
         stale = _root_moved(requests)
+        newest = epoch_last_accepted() if stale else None
         for request in requests:
             _finish(request, ClaimRequestStatus.FAILED, INVALID_PROOF if stale else tx.error_code)
             if stale:
-                _renew(request)
+                _renew(request, newest)
         return
     reason = revert.inner.error_name
     stale = reason == INVALID_PROOF and _root_moved(requests)
+    newest = epoch_last_accepted() if stale else None
     for request in requests:
         if stale or request.batch_index == revert.index:
             _finish(request, ClaimRequestStatus.FAILED, reason)
             if stale:
-                _renew(request)
+                _renew(request, newest)
         else:  # a good entry of a rejected batch (its error_code is empty): into the next batch
             _requeue(request)
 
@@ -318,10 +320,10 @@ def _root_moved(requests: list[ClaimRequest]) -> bool:
     return "0x" + bytes(current).hex() != epoch.merkle_root.lower()
 
 
-def _renew(request: ClaimRequest) -> bool:
-    """Relay a request that failed with ``InvalidProof`` again under the newest accepted leaf,
-    if the database knows a newer one (else :func:`claims_renew_superseded` does it later)."""
-    epoch = epoch_last_accepted()
+def _renew(request: ClaimRequest, epoch: Epoch | None) -> bool:
+    """Relay a request that failed with ``InvalidProof`` again under the newest accepted leaf
+    (``epoch``: the last accepted one, looked up once by the caller for all its requests), if the
+    database knows a newer one (else :func:`claims_renew_superseded` does it later)."""
     if epoch is None or epoch.number <= request.epoch:
         return False
     leaf = EpochLeaf.objects.filter(epoch=epoch, account=request.account).first()
@@ -337,10 +339,13 @@ def _renew(request: ClaimRequest) -> bool:
 def claims_renew_superseded() -> int:
     """After a root is accepted: queue again, under it, the requests its arrival failed."""
     renewed = 0
+    epoch = epoch_last_accepted()
+    if epoch is None:
+        return 0
     failed = ClaimRequest.objects.filter(status=ClaimRequestStatus.FAILED, error_code=INVALID_PROOF)
     for request in failed.order_by("id").iterator():
         with transaction.atomic():
             locked = ClaimRequest.objects.select_for_update().get(pk=request.pk)
             if locked.status == ClaimRequestStatus.FAILED:
-                renewed += _renew(locked)
+                renewed += _renew(locked, epoch)
     return renewed
