@@ -34,6 +34,16 @@ def epoch_last_accepted() -> Epoch | None:
     return Epoch.objects.filter(status=EpochStatus.ACCEPTED).order_by("-number").first()
 
 
+def campaign_amounts(stored: dict[str, Any]) -> dict[int, int]:
+    """An epoch's ``{"<campaign id>": "<amount>"}`` JSON (decimal strings: uint256) as integers."""
+    return {int(k): int(v) for k, v in stored.items()}
+
+
+def epoch_committed(*, epoch: Epoch | None) -> dict[int, int]:
+    """Cumulative commitment per campaign in ``epoch``'s root; nothing before the first root."""
+    return campaign_amounts(epoch.campaign_committed) if epoch else {}
+
+
 def grouped_sums(
     queryset: QuerySet[RewardEntry], fields: tuple[str, ...]
 ) -> Iterator[tuple[tuple[Any, ...], int, int]]:

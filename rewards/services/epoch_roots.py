@@ -13,6 +13,7 @@ from django.utils import timezone
 from ..chain import RootStatus
 from ..models import ChainTx, ChainTxKind, ChainTxStatus, Epoch, EpochLeaf, EpochStatus, RewardEntry
 from ..runtime import distributor_client, get_web3
+from ..selectors import campaign_amounts
 from .claims import claims_renew_superseded
 from .outbox import chain_tx_ensure, chain_tx_retry
 
@@ -30,7 +31,7 @@ def epoch_submit(*, epoch: Epoch) -> Epoch:
             epoch.merkle_root,
             epoch.payout_table_cid,
             int(epoch.total_committed or 0),
-            {int(k): int(v) for k, v in epoch.campaigns_changed.items()},
+            campaign_amounts(epoch.campaigns_changed),
         )
         epoch.submit_tx = chain_tx_ensure(
             kind=ChainTxKind.SUBMIT_ROOT,

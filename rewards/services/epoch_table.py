@@ -23,7 +23,7 @@ from ..payout import (
     leaves_from_rows,
 )
 from ..runtime import distributor_client, require_chain
-from ..selectors import epoch_last_accepted, epoch_leaf_rows
+from ..selectors import epoch_committed, epoch_last_accepted, epoch_leaf_rows
 
 LEAF_BATCH = 2000
 
@@ -37,7 +37,7 @@ def epoch_store_table(*, epoch: Epoch) -> Epoch:
     leaves = leaves_from_rows(epoch_leaf_rows(epoch.number))
     tree = build_tree(leaves)
     committed = campaign_totals(leaves)
-    before = {int(k): int(v) for k, v in (previous.campaign_committed if previous else {}).items()}
+    before = epoch_committed(epoch=previous)
     changed = {c: v for c, v in committed.items() if v != before.get(c, 0)}
     if settings.KYODO_PAYOUT_TABLE_PROOFS:
         leaves = [replace(leaf, proof=tuple(tree.proof(leaf.account))) for leaf in leaves]

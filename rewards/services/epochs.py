@@ -48,7 +48,7 @@ from labeling import selectors as labeling_selectors
 from ..chain import RewardDistributorClient
 from ..models import Epoch, EpochStatus, RewardEntry, RewardStatus
 from ..runtime import ChainSettings, chain_settings, distributor_client, require_chain
-from ..selectors import epoch_last_accepted, epoch_unfinished
+from ..selectors import epoch_committed, epoch_last_accepted, epoch_unfinished
 from .deploy import campaign_chain_register
 from .epoch_roots import epoch_accept_when_due, epoch_confirm_submit, epoch_submit
 from .epoch_table import epoch_store_table
@@ -134,8 +134,7 @@ def _open(
     )
     # Every earlier settled entry is in an accepted epoch now: its commitments are the accepted
     # root's, which the contract also reports (``reserved``); the larger is the safe one.
-    accepted = epoch_last_accepted()
-    settled = {int(k): int(v) for k, v in (accepted.campaign_committed if accepted else {}).items()}
+    settled = epoch_committed(epoch=epoch_last_accepted())
     wallet_of_worker = Subquery(
         get_user_model().objects.filter(pk=OuterRef("worker_id")).values("wallet_address")[:1]
     )
