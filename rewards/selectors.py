@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,9 +92,15 @@ class RewardSummary:
         return self.accepted - self.settled
 
 
-def _claimed(account: str) -> int:
-    row = WalletClaim.objects.filter(wallet=account).first()
-    return int(row.claimed or 0) if row else 0
+def wallets_claimed(*, accounts: Sequence[str]) -> dict[str, int]:
+    """What the contract has paid each of ``accounts`` (checksummed); a wallet never paid is
+    absent."""
+    rows = WalletClaim.objects.filter(wallet__in=accounts).values_list("wallet", "claimed")
+    return {wallet: int(claimed or 0) for wallet, claimed in rows}
+
+
+def wallet_claimed(*, account: str) -> int:
+    return wallets_claimed(accounts=[account]).get(account, 0)
 
 
 def claim_request_latest(*, account: str) -> ClaimRequest | None:
@@ -116,7 +122,7 @@ def reward_summary(*, user: User) -> RewardSummary:
         else 0
     )
     account = checksum_address(user.wallet_address) if user.wallet_address else None
-    claimed = _claimed(account) if account else 0
+    claimed = wallet_claimed(account=account) if account else 0
     leaf = (
         EpochLeaf.objects.filter(epoch=epoch, account=account).first()
         if epoch and account

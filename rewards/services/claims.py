@@ -22,7 +22,6 @@ key, one nonce), and the contract pays ``leaf - claimed`` at most once per leaf.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -44,10 +43,9 @@ from ..models import (
     ClaimRequestStatus,
     Epoch,
     EpochLeaf,
-    WalletClaim,
 )
 from ..runtime import ChainSettings, chain_settings, distributor_client, require_chain
-from ..selectors import epoch_last_accepted
+from ..selectors import epoch_last_accepted, wallet_claimed, wallets_claimed
 from .outbox import chain_tx_ensure, chain_tx_retry
 from .watcher import claims_record_from_receipt
 
@@ -76,11 +74,6 @@ def claim_batch_size() -> int:
     return max(1, int(settings.KYODO_CLAIM_BATCH_SIZE))
 
 
-def _claimed(accounts: Sequence[str]) -> dict[str, int]:
-    rows = WalletClaim.objects.filter(wallet__in=accounts).values_list("wallet", "claimed")
-    return {wallet: int(claimed or 0) for wallet, claimed in rows}
-
-
 def claim_check(*, user: User) -> ClaimableLeaf:
     """What ``user`` can claim now; raises a 4xx error when nothing (no wallet, no leaf, paid)."""
     require_chain()
@@ -93,7 +86,7 @@ def claim_check(*, user: User) -> ClaimableLeaf:
     leaf = EpochLeaf.objects.filter(epoch=epoch, account=account).select_related("epoch").first()
     if leaf is None:
         raise NotFound("this wallet has no rewards in the current payout root", code="not_in_root")
-    claimed = _claimed([account]).get(account, 0)
+    claimed = wallet_claimed(account=account)
     if int(leaf.cumulative or 0) <= claimed:
         raise Conflict(
             "nothing to claim: everything in the current root is paid",
@@ -174,7 +167,7 @@ def _batch_build_one(config: ChainSettings, size: int) -> tuple[bool, ChainTx | 
             "epoch"
         )
     }
-    claimed = _claimed(accounts)
+    claimed = wallets_claimed(accounts=accounts)
     included: list[tuple[ClaimRequest, EpochLeaf]] = []
     for request in requests:
         leaf = _leaf_for_batch(request, leaves.get(request.account), claimed, epoch)
@@ -332,7 +325,7 @@ def _renew(request: ClaimRequest, epoch: Epoch | None) -> bool:
     if int(leaf.cumulative or 0) == int(request.cumulative or 0):  # same leaf, newer proof
         _requeue(request)
         return True
-    _supersede(request, leaf, _claimed([request.account]).get(request.account, 0))
+    _supersede(request, leaf, wallet_claimed(account=request.account))
     return True
 
 
