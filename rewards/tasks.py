@@ -31,12 +31,6 @@ def outbox_process() -> dict[str, Any]:
     return {"sent": result.sent, "confirmed": result.confirmed, "failed": result.failed}
 
 
-@shared_task(name="rewards.claims_batch", time_limit=300, soft_time_limit=240)
-def claims_batch() -> int:
-    """Queued relayed claims into claimMany outbox transactions; returns how many batches."""
-    return len(services.claim_batches_build())
-
-
 @shared_task(name="rewards.settle_tick", time_limit=900, soft_time_limit=840)
 def settle_tick() -> int | None:
     epoch = services.settle_tick()
