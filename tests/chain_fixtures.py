@@ -21,14 +21,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any, NoReturn
 
 import pytest
@@ -36,9 +34,8 @@ from eth_typing import ChecksumAddress
 from web3 import EthereumTesterProvider, Web3
 
 from rewards.chain import RewardDistributorClient, TokenClient, deploy_distributor, deploy_token
+from tools.chain import ANVIL, ROOT, stop_process
 
-ROOT = Path(__file__).resolve().parents[1]
-ANVIL = ROOT / "node_modules" / ".bin" / "anvil"
 TIMELOCK = 86_400  # one day, as in production; tests travel in time instead of shortening it
 INITIAL_SUPPLY = 10**9 * 10**18
 
@@ -178,17 +175,6 @@ def _unavailable(reason: str) -> NoReturn:
     pytest.skip(f"anvil unavailable: {reason}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    # The npm wrapper (node) spawns the real binary; both share the process group we created.
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-
-
 def _wait_for_rpc(process: subprocess.Popen[bytes], url: str, log: IO[bytes]) -> None:
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": 2}))
     deadline = time.monotonic() + 20
@@ -226,7 +212,8 @@ def anvil_rpc_url() -> Iterator[str]:
             _wait_for_rpc(process, url, log)
             yield url
         finally:
-            _stop(process)
+            # The npm wrapper (node) spawns the real binary; both share the process group.
+            stop_process(process)
 
 
 @pytest.fixture(scope="session")
