@@ -25,16 +25,21 @@ def rewards_account_item(*, item_id: int) -> int:
     already = set(
         RewardEntry.objects.filter(item_id=item_id).values_list("annotation_id", flat=True)
     )
-    todo = labeling_selectors.item_annotations(item_id=item_id).exclude(pk__in=already)
-    if not todo.exists():
+    # Read once: (id, worker) of each annotation not yet accounted (a gold item is accounted on
+    # every label it gets); the verdicts get the ids as a list, not a queryset to run again.
+    todo = list(
+        labeling_selectors.item_annotations(item_id=item_id)
+        .exclude(pk__in=already)
+        .values_list("pk", "worker_id")
+    )
+    if not todo:
         return 0
-    # Only the annotations not yet accounted: a gold item is accounted on every label it gets.
     verdicts = quality_selectors.annotation_verdicts(
-        item_id=item_id, annotation_ids=todo.values_list("pk", flat=True)
+        item_id=item_id, annotation_ids=[pk for pk, _ in todo]
     )
     entries = []
-    for annotation in todo:
-        accepted, reason = verdicts.get(annotation.pk, (False, "item_open"))
+    for annotation_id, worker_id in todo:
+        accepted, reason = verdicts.get(annotation_id, (False, "item_open"))
         if reason == "item_open":
             continue
         if accepted:
@@ -45,10 +50,10 @@ def rewards_account_item(*, item_id: int) -> int:
             status = RewardStatus.REJECTED
         entries.append(
             RewardEntry(
-                worker_id=annotation.worker_id,
+                worker_id=worker_id,
                 campaign_id=item.campaign_id,
                 item_id=item_id,
-                annotation_id=annotation.pk,
+                annotation_id=annotation_id,
                 amount=reward,
                 status=status,
                 reason=reason,

@@ -158,3 +158,16 @@ def test_resolve_all_pending_reaches_campaigns_with_only_accepted_rewards(
     WorkerSkill.objects.create(worker=worker, campaign_id=campaign.pk, status="suspended")
     assert rewards_resolve_all_pending() == (0, 1)
     assert entries(item) == {worker.pk: ("rejected", "worker_suspended")}
+
+
+def test_accounting_an_item_reads_its_annotations_once_in_the_ledger(campaign: Campaign) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    a, b = UserFactory.create(), UserFactory.create()
+    item = closed_item(campaign, {a: "cat", b: "dog"}, decided="cat")
+    with CaptureQueriesContext(connection) as queries:
+        assert rewards_account_item(item_id=item.pk) == 2
+    reads = [q["sql"] for q in queries if 'FROM "labeling_annotation"' in q["sql"]]
+    # The ledger's one read of the annotations to account, and annotation_verdicts' own.
+    assert len(reads) <= 2, reads
