@@ -7,5 +7,6 @@ from celery import Celery
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("kyodo")
-app.config_from_object("django.conf:settings", namespace="CELERY")
+# Django's CELERY_* settings, as a plain dict (why: config/celery_settings.py).
+app.config_from_object("config.celery_settings:CELERY")
 app.autodiscover_tasks()

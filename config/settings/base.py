@@ -183,6 +183,9 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
+    if REDIS_URL.startswith(("redis://", "rediss://")):
+        # kombu's Redis transport, keeping one client per channel (core/broker.py).
+        CELERY_BROKER_TRANSPORT = "core.broker:Transport"
 else:
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("out", "processed", "control"):
