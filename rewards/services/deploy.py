@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import transaction
 from eth_account.signers.local import LocalAccount
+from eth_utils import is_checksum_address
+from web3.exceptions import InvalidAddress
 
 from core.errors import Conflict
 
@@ -85,8 +87,12 @@ def chain_deploy(
 
 def campaign_chain_register(*, campaign_id: int, owner: str) -> ChainTx:
     """Queue ``createCampaign(id, owner)``: the owner's wallet may then fund the campaign."""
+    # The client re-cases any address into its checksum form, which would let a mistyped one
+    # own (and refund) the campaign: only an EIP-55 address is taken, as web3 itself requires.
+    if not is_checksum_address(owner):
+        raise InvalidAddress(f"campaign owner {owner!r} is not an EIP-55 checksummed address")
     client = distributor_client()
-    data = client.contract.encode_abi("createCampaign", args=[campaign_id, owner])
+    data = client.create_campaign.data(campaign_id, owner)
     return chain_tx_ensure(
         kind=ChainTxKind.CREATE_CAMPAIGN,
         key=f"create_campaign:{campaign_id}",

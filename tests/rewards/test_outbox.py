@@ -36,6 +36,22 @@ def test_same_key_same_row(pyevm_rewards: RewardsChain) -> None:
     assert a.idempotency_key == "create_campaign:5"
 
 
+def test_create_campaign_call_data_and_only_checksummed_owners(
+    pyevm_rewards: RewardsChain,
+) -> None:
+    from web3.exceptions import InvalidAddress
+
+    owner = pyevm_rewards.contracts.owner
+    tx = campaign_chain_register(campaign_id=5, owner=owner)
+    distributor = pyevm_rewards.contracts.distributor
+    assert tx.data == distributor.contract.encode_abi("createCampaign", args=[5, owner])
+    typo = owner[:-1] + ("1" if owner[-1] != "1" else "2")  # the client would re-case it
+    for bad in (owner.lower(), typo):
+        with pytest.raises(InvalidAddress):
+            campaign_chain_register(campaign_id=6, owner=bad)
+    assert ChainTx.objects.count() == 1
+
+
 def test_a_row_signed_but_never_broadcast_is_sent_by_the_next_run(
     pyevm_rewards: RewardsChain, monkeypatch: pytest.MonkeyPatch
 ) -> None:
