@@ -24,7 +24,7 @@ def redis_url() -> str:
     if not url.startswith("redis://"):
         need_service("redis", "REDIS_URL is not a redis:// URL")
     try:
-        redis.Redis.from_url(url).ping()
+        redis.Redis.from_url(url).delete(QUEUE)  # what an interrupted run may have left
     except redis.RedisError as exc:
         need_service("redis", str(exc))
     return url
