@@ -68,8 +68,9 @@ def record_signature(tx: ChainTx, raw: bytes, tx_hash: str) -> None:
 
 def next_nonce(w3: Web3, account: LocalAccount, chain_id: int) -> int:
     """Reserve the sender's next nonce (locks its ChainSender row until the caller commits)."""
-    ChainSender.objects.get_or_create(chain_id=chain_id, address=account.address)
-    sender = ChainSender.objects.select_for_update().get(chain_id=chain_id, address=account.address)
+    sender, _ = ChainSender.objects.select_for_update().get_or_create(
+        chain_id=chain_id, address=account.address
+    )
     # The node's pending count covers what another system sent with this key; our row covers
     # what we signed but the node has not seen yet (a broadcast still to come).
     nonce = max(sender.next_nonce, int(w3.eth.get_transaction_count(account.address, "pending")))

@@ -100,8 +100,7 @@ def events_record(*, chain_id: int, contract: str, events: Iterable[DecodedEvent
 
 def wallet_claim_record(*, wallet: str, cumulative: int, block: int) -> WalletClaim:
     """Raise a wallet's claimed amount to ``cumulative`` (never lowers it). Locks the row."""
-    claim, _ = WalletClaim.objects.get_or_create(wallet=wallet)
-    claim = WalletClaim.objects.select_for_update().get(pk=claim.pk)
+    claim, _ = WalletClaim.objects.select_for_update().get_or_create(wallet=wallet)
     if cumulative > (claim.claimed or 0):
         claim.claimed = cumulative
         claim.last_block = max(claim.last_block, block)
