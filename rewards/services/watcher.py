@@ -88,12 +88,7 @@ def events_record(*, chain_id: int, contract: str, events: Iterable[DecodedEvent
                 args=_plain_args(event.args),
             )
         )
-        if event.name == "Claimed":
-            wallet_claim_record(
-                wallet=event.args["account"],
-                cumulative=int(event.args["cumulativeAmount"]),
-                block=event.block_number,
-            )
+        _event_apply(event)
     ChainEvent.objects.bulk_create(rows, ignore_conflicts=True)
     return len(rows)
 
@@ -110,11 +105,15 @@ def wallet_claim_record(*, wallet: str, cumulative: int, block: int) -> WalletCl
 
 def claims_record_from_receipt(*, receipt: TxReceipt) -> None:
     """Apply the ``Claimed`` events of a relayed claim's receipt now, before the watcher does."""
-    client = distributor_client()
-    for event in client.events_in(receipt):
-        if event.name == "Claimed":
-            wallet_claim_record(
-                wallet=event.args["account"],
-                cumulative=int(event.args["cumulativeAmount"]),
-                block=event.block_number,
-            )
+    for event in distributor_client().events_in(receipt):
+        _event_apply(event)
+
+
+def _event_apply(event: DecodedEvent) -> None:
+    """What an event implies (order-safe, so the watcher and a receipt may both apply it)."""
+    if event.name == "Claimed":
+        wallet_claim_record(
+            wallet=event.args["account"],
+            cumulative=int(event.args["cumulativeAmount"]),
+            block=event.block_number,
+        )
