@@ -104,6 +104,8 @@ DATABASES = {
 # PgBouncer in transaction mode that cannot carry prepared statements. Django's own queries bind
 # on the client and are never prepared, whatever the threshold.
 DATABASE_PREPARE_STATEMENTS = env_bool("DATABASE_PREPARE_STATEMENTS", True)
+# Next-task and submit of API clients served in front of Django's stack (labeling/fast_lane.py).
+KYODO_FAST_LANE = env_bool("KYODO_FAST_LANE", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"] = {
         "prepare_threshold": 5 if DATABASE_PREPARE_STATEMENTS else None

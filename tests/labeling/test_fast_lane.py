@@ -1,0 +1,283 @@
+"""The fast lane (labeling/fast_lane.py) answers next and submit as the API views do, and hands
+every other call, and every failure, to Django.
+
+Calls go through WSGI, as gunicorn makes them: `FastLane` in front of Django's own handler, with a
+spy on the handler to see which of the two answered. The database is committed for real
+(transaction=True): the fast lane runs Django's request signals, which close a connection that is
+inside a test's transaction.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import pytest
+from django.core.wsgi import get_wsgi_application
+from django.test import override_settings
+from rest_framework.authtoken.models import Token
+
+from accounts.models import User
+from labeling.fast_lane import FastLane, wrap
+from labeling.models import Annotation, Assignment, Campaign, Item
+
+from ..factories import CampaignFactory, UserFactory
+from .test_next_and_submit import add_images
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+Answer = tuple[int, dict[str, str], bytes]
+
+
+class Spy:
+    """Django's WSGI handler, counting the calls it serves."""
+
+    def __init__(self) -> None:
+        self.app = get_wsgi_application()
+        self.calls = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        self.calls += 1
+        return self.app(environ, start_response)
+
+
+def call(
+    app: Any,
+    method: str,
+    path: str,
+    *,
+    token: str | None = None,
+    body: bytes | None = None,
+    content_type: str = "application/json",
+    accept: str = "application/json",
+    extra: dict[str, str] | None = None,
+) -> Answer:
+    environ: dict[str, Any] = {
+        "REQUEST_METHOD": method,
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body or b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+    }
+    if accept:
+        environ["HTTP_ACCEPT"] = accept
+    if token is not None:
+        environ["HTTP_AUTHORIZATION"] = f"Token {token}"
+    if body is not None:
+        environ["CONTENT_TYPE"] = content_type
+        environ["CONTENT_LENGTH"] = str(len(body))
+    environ.update(extra or {})
+    seen: dict[str, Any] = {}
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        seen["status"], seen["headers"] = int(status.split()[0]), headers
+
+    chunks = app(environ, start_response)
+    data = b"".join(chunks)
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
+    return seen["status"], dict(seen["headers"]), data
+
+
+@pytest.fixture
+def setup() -> tuple[Campaign, User, str, list[Item]]:
+    campaign = CampaignFactory.create()
+    items = add_images(campaign, 3)
+    worker = UserFactory.create()
+    return campaign, worker, Token.objects.create(user=worker).key, items
+
+
+def _label(label: str) -> bytes:
+    return json.dumps({"label": label}).encode()
+
+
+def test_next_and_submit_are_served_by_the_fast_lane_as_django_would(
+    setup: tuple[Campaign, User, str, list[Item]],
+) -> None:
+    campaign, worker, token, _items = setup
+    spy = Spy()
+    lane = FastLane(spy)
+    path = f"/api/campaigns/{campaign.pk}/next/"
+
+    fast = call(lane, "GET", path, token=token)
+    assert fast[0] == 200
+    assert spy.calls == 0
+    # The same question to Django now returns the same live lease: the same bytes and headers.
+    slow = call(spy.app, "GET", path, token=token)
+    assert slow == fast
+    item_id = json.loads(fast[2])["item_id"]
+    assert Assignment.objects.filter(worker=worker).count() == 1
+
+    submitted = call(lane, "POST", f"/api/items/{item_id}/annotations/", token=token,
+                     body=_label("dog"))  # fmt: skip
+    assert submitted[0] == 201
+    assert spy.calls == 0
+    annotation = Annotation.objects.get(worker=worker, item_id=item_id)
+    body = json.loads(submitted[2])
+    assert body == {
+        "id": annotation.pk,
+        "item_id": item_id,
+        "label": "dog",
+        "value": {"label": "dog"},
+        "created_at": body["created_at"],
+    }
+    assert annotation.label == "dog"
+    assert Item.objects.get(pk=item_id).label_count == 1
+
+    # A submit Django serves has the same headers (a second worker's, on another lease).
+    other = Token.objects.create(user=UserFactory.create()).key
+    other_item = json.loads(call(spy.app, "GET", path, token=other)[2])["item_id"]
+    django_201 = call(spy.app, "POST", f"/api/items/{other_item}/annotations/", token=other,
+                      body=_label("cat"))  # fmt: skip
+    assert django_201[0] == 201
+    assert list(django_201[1]) == list(submitted[1])
+    strip = {"Content-Length"}
+    assert {k: v for k, v in django_201[1].items() if k not in strip} == {
+        k: v for k, v in submitted[1].items() if k not in strip
+    }
+    assert set(json.loads(django_201[2])) == set(body)
+
+
+def test_nothing_left_is_a_204_from_the_fast_lane(
+    setup: tuple[Campaign, User, str, list[Item]],
+) -> None:
+    campaign, _worker, token, items = setup
+    Item.objects.filter(pk__in=[i.pk for i in items]).update(status="complete")
+    spy = Spy()
+    answer = call(FastLane(spy), "GET", f"/api/campaigns/{campaign.pk}/next/", token=token)
+    assert answer[0] == 204
+    assert answer[2] == b""
+    assert spy.calls == 0
+    assert answer == call(spy.app, "GET", f"/api/campaigns/{campaign.pk}/next/", token=token)
+
+
+@pytest.mark.parametrize(
+    ("case", "status"),
+    [
+        ("bad token", 401),
+        ("unknown class", 400),
+        ("unknown field", 400),
+        ("malformed JSON", 400),
+        ("NaN", 400),
+        ("not JSON", 415),
+        ("not leased", 409),
+        ("no such item", 404),
+        ("second label", 409),
+        ("html accepted", 201),
+        ("session, no token", 401),
+        ("host not allowed", 400),
+    ],
+)
+def test_everything_else_is_django_s_answer(
+    setup: tuple[Campaign, User, str, list[Item]], case: str, status: int
+) -> None:
+    campaign, _worker, token, items = setup
+    spy = Spy()
+    lane = FastLane(spy)
+    leased = json.loads(call(spy.app, "GET", f"/api/campaigns/{campaign.pk}/next/", token=token)[2])
+    item_id = leased["item_id"]
+    not_leased = next(i.pk for i in items if i.pk != item_id)
+    path = f"/api/items/{item_id}/annotations/"
+    kwargs: dict[str, Any] = {"token": token, "body": _label("cat")}
+    if case == "bad token":
+        kwargs["token"] = "0" * 40
+    elif case == "unknown class":
+        kwargs["body"] = _label("horse")
+    elif case == "unknown field":
+        kwargs["body"] = b'{"label": "cat", "colour": "red"}'
+    elif case == "malformed JSON":
+        kwargs["body"] = b'{"label": '
+    elif case == "NaN":
+        kwargs["body"] = b'{"label": "cat", "duration_ms": NaN}'
+    elif case == "not JSON":
+        kwargs["content_type"] = "text/plain"
+    elif case == "not leased":
+        path = f"/api/items/{not_leased}/annotations/"
+    elif case == "no such item":
+        path = "/api/items/999999999/annotations/"
+    elif case == "second label":
+        assert call(spy.app, "POST", path, **kwargs)[0] == 201
+        spy.calls = 0
+    elif case == "html accepted":
+        kwargs["accept"] = "text/html"
+    elif case == "session, no token":
+        kwargs["token"] = None
+    elif case == "host not allowed":
+        kwargs["extra"] = {"HTTP_HOST": "evil.example"}
+    before = Annotation.objects.count()
+    answer = call(lane, "POST", path, **kwargs)
+    assert spy.calls == 1, "Django answered"
+    assert answer[0] == status, answer
+    if status >= 400:
+        assert Annotation.objects.count() == before  # nothing half-written
+        # What Django says to the same call, asked directly (the failed call changed nothing).
+        assert answer == call(spy.app, "POST", path, **kwargs)
+
+
+def test_a_campaign_error_on_next_is_django_s_answer(
+    setup: tuple[Campaign, User, str, list[Item]],
+) -> None:
+    campaign, _worker, token, _items = setup
+    Campaign.objects.filter(pk=campaign.pk).update(status="paused")
+    spy = Spy()
+    answer = call(FastLane(spy), "GET", f"/api/campaigns/{campaign.pk}/next/", token=token)
+    assert spy.calls == 1
+    assert answer[0] == 403
+    assert json.loads(answer[2])["error"]["code"] == "campaign_forbidden"
+    assert not Assignment.objects.exists()
+    assert answer == call(spy.app, "GET", f"/api/campaigns/{campaign.pk}/next/", token=token)
+
+
+def test_security_headers_follow_the_settings(
+    setup: tuple[Campaign, User, str, list[Item]],
+) -> None:
+    campaign, _worker, token, _items = setup
+    path = f"/api/campaigns/{campaign.pk}/next/"
+    with override_settings(
+        SECURE_CONTENT_TYPE_NOSNIFF=False,
+        SECURE_REFERRER_POLICY=["origin", "strict-origin"],
+        X_FRAME_OPTIONS="sameorigin",
+        SECURE_PROXY_SSL_HEADER=("HTTP_X_FORWARDED_PROTO", "https"),
+    ):
+        spy = Spy()
+        fast = call(FastLane(spy), "GET", path, token=token,
+                    extra={"HTTP_X_FORWARDED_PROTO": "https"})  # fmt: skip
+        slow = call(spy.app, "GET", path, token=token, extra={"HTTP_X_FORWARDED_PROTO": "https"})
+        assert spy.calls == 0  # served by the fast lane, with Django's headers
+        assert fast == slow
+        assert "X-Content-Type-Options" not in fast[1]
+        assert fast[1]["X-Frame-Options"] == "SAMEORIGIN"
+        with override_settings(SECURE_HSTS_SECONDS=3600):
+            spy = Spy()
+            hsts = call(FastLane(spy), "GET", path, token=token,
+                        extra={"HTTP_X_FORWARDED_PROTO": "https"})  # fmt: skip
+            assert spy.calls == 1, "HSTS is SecurityMiddleware's to add"
+            assert hsts[1]["Strict-Transport-Security"].startswith("max-age=3600")
+
+
+def test_switched_off_by_the_setting() -> None:
+    app = get_wsgi_application()
+    with override_settings(KYODO_FAST_LANE=False):
+        assert wrap(app) is app
+    with override_settings(KYODO_FAST_LANE=True):
+        assert isinstance(wrap(app), FastLane)
+
+
+def test_the_project_application_has_the_fast_lane() -> None:
+    from config.wsgi import application
+
+    assert isinstance(application, FastLane)
