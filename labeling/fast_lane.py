@@ -10,10 +10,12 @@ serves exactly those two calls, through the same services and serializers as the
 
 and only when they succeed, for a client with `Authorization: Token <key>` that accepts JSON and
 sends a JSON body. Everything else goes to Django unchanged: other calls, the browser (session
-and CSRF), and every failure. A failed call has changed nothing (each service call is one
-transaction, rolled back on error; next-task's reclaim of expired leases is fine to repeat), so
-Django runs it again and answers with its usual error. The answers are the API views' answers,
-byte for byte and header for header (tests/labeling/test_fast_lane.py compares them).
+and CSRF), and every error a client can act on (a service's ApplicationError, a bad token or
+body). Such an error is raised before anything commits (each service call is one transaction,
+rolled back on error; next-task's reclaim of expired leases is fine to repeat), so Django runs the
+call again and answers with its usual error. Any other exception is not retried (it may come after
+the commit, from an on-commit hook): it propagates, a 500 as Django would give. The answers are the
+API views' answers, byte for byte and header for header (tests/labeling/test_fast_lane.py).
 
 Off with KYODO_FAST_LANE=0.
 """
@@ -28,11 +30,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signals
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError
+from django.http import Http404
 from django.http.request import split_domain_port, validate_host
+from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
 
 from accounts.authentication import TokenAuthentication
 from accounts.models import User
+from core.errors import ApplicationError
 
 from . import selectors, services
 from .apis import _ANNOTATION_OUTPUT, _TASK_OUTPUT, AnnotationCreateApi
@@ -47,6 +54,8 @@ _ACCEPTS_JSON = {"", "*/*", "application/json"}
 _JSON_TYPES = {"application/json", "application/json; charset=utf-8"}
 _MAX_BODY = 64 * 1024  # a label is a few hundred bytes; larger bodies take the long way
 _RENDERER = JSONRenderer()
+# What the services raise for a call they refuse, always before anything commits.
+CLIENT_ERRORS = (ApplicationError, APIException, Http404, DjangoPermissionDenied, ValidationError)
 
 
 class _Skip(Exception):
@@ -125,7 +134,7 @@ class FastLane:
         worker = self._user(key)
         try:
             assignment = services.task_lease_next_in(campaign_id=campaign_id, worker=worker)
-        except Exception as exc:  # every error is Django's to answer (see the module)
+        except CLIENT_ERRORS as exc:  # Django's to answer (see the module)
             raise _Skip("an error") from exc
         if assignment is None:
             return "204 No Content", b""
@@ -146,7 +155,7 @@ class FastLane:
             annotation = services.annotation_submit(
                 worker=worker, item_id=item_id, **fields.validated_data
             )
-        except Exception as exc:  # nothing was written: the transaction rolled back
+        except CLIENT_ERRORS as exc:  # nothing was written: the transaction rolled back
             raise _Skip("an error") from exc
         return "201 Created", _RENDERER.render(_ANNOTATION_OUTPUT.to_representation(annotation))
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from django.core.wsgi import get_wsgi_application
+from django.db import transaction
 from django.test import override_settings
 from rest_framework.authtoken.models import Token
 
@@ -240,6 +241,28 @@ def test_a_campaign_error_on_next_is_django_s_answer(
     assert json.loads(answer[2])["error"]["code"] == "campaign_forbidden"
     assert not Assignment.objects.exists()
     assert answer == call(spy.app, "GET", f"/api/campaigns/{campaign.pk}/next/", token=token)
+
+
+def test_a_failure_after_the_commit_is_not_run_again(
+    setup: tuple[Campaign, User, str, list[Item]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An on-commit hook that fails (a broker down) comes after the label committed: running the
+    call again would answer 409 "already labeled" for a label that was stored. It propagates."""
+    campaign, worker, token, _items = setup
+    spy = Spy()
+    lane = FastLane(spy)
+    item_id = json.loads(call(lane, "GET", f"/api/campaigns/{campaign.pk}/next/", token=token)[2])[
+        "item_id"
+    ]
+
+    def broker_down(task_name: str, *args: Any) -> None:
+        transaction.on_commit(lambda: (_ for _ in ()).throw(ConnectionError("broker down")))
+
+    monkeypatch.setattr("labeling.services.annotations.enqueue_on_commit", broker_down)
+    with pytest.raises(ConnectionError):
+        call(lane, "POST", f"/api/items/{item_id}/annotations/", token=token, body=_label("cat"))
+    assert spy.calls == 0
+    assert Annotation.objects.filter(worker=worker, item_id=item_id).exists()
 
 
 def test_security_headers_follow_the_settings(
