@@ -153,6 +153,24 @@ def test_next_and_submit_are_served_by_the_fast_lane_as_django_would(
     assert set(json.loads(django_201[2])) == set(body)
 
 
+def test_every_input_field_reaches_the_service(
+    setup: tuple[Campaign, User, str, list[Item]],
+) -> None:
+    campaign, worker, token, _items = setup
+    spy = Spy()
+    lane = FastLane(spy)
+    item_id = json.loads(call(lane, "GET", f"/api/campaigns/{campaign.pk}/next/", token=token)[2])[
+        "item_id"
+    ]
+    body = json.dumps({"label": "bird", "duration_ms": 1234}).encode()
+    answer = call(lane, "POST", f"/api/items/{item_id}/annotations/", token=token, body=body,
+                  content_type="application/json; charset=utf-8")  # fmt: skip
+    assert answer[0] == 201
+    assert spy.calls == 0
+    stored = Annotation.objects.get(worker=worker, item_id=item_id)
+    assert (stored.label, stored.duration_ms) == ("bird", 1234)
+
+
 def test_nothing_left_is_a_204_from_the_fast_lane(
     setup: tuple[Campaign, User, str, list[Item]],
 ) -> None:
