@@ -17,9 +17,11 @@ product's own rules from `quality.aggregation` (the same functions `quality.serv
   suspends likely spammers;
 - when an item closes, each of its labels is accepted for a reward if it agrees with the decided
   label and its worker is not suspended. An accepted reward is paid at the next of 10 epochs
-  (every tenth of the stream) if its worker is *trusted* by then (95 % sure not to be a spammer,
-  `CampaignFit.trusted`); it is held while the worker is unproven, and rejected if the worker is
-  suspended. Rewards still held when the campaign ends are reported as withheld.
+  (every tenth of the stream) if its worker is *trusted* by then (90 % sure to be informative and
+  right more often than chance, `CampaignFit.trusted`); it is held while the worker is unproven,
+  and rejected if the worker is suspended. Rewards still held when the campaign ends are reported
+  as withheld, in all and for the honest workers above the trust bar by the dataset's gold
+  (`able_workers`: a reward withheld from a worker below it is the rule working).
 
 Accuracy is that of the final refit's labels on the gold tasks. The reference is majority vote
 with every answer the dataset has (fixed, full overlap). Duplicate (worker, task) pairs (s_rel has
@@ -45,7 +47,12 @@ import numpy as np
 from quality.aggregation import Answers, majority_vote, score
 from quality.aggregation._numeric import FloatArray, IntArray, decide
 from quality.aggregation._passes import item_layout, log_likelihood_scores
-from quality.aggregation.campaign import CampaignFit, fit_campaign, live_parameters
+from quality.aggregation.campaign import (
+    SPAM_THRESHOLD,
+    CampaignFit,
+    fit_campaign,
+    live_parameters,
+)
 from quality.aggregation.io import read_answers, read_gold
 from quality.aggregation.policy import (
     MIN_GAIN,
@@ -54,6 +61,7 @@ from quality.aggregation.policy import (
     one_coin_matrix,
     should_close,
 )
+from quality.aggregation.spam import kappa
 
 ROOT = Path(__file__).resolve().parents[2]
 DATASETS = ("bluebirds", "rte", "temp", "d_product", "s_rel")
@@ -391,6 +399,28 @@ def replay(
 # -- the report ----------------------------------------------------------------------------------
 
 
+def able_workers(data: Dataset) -> np.ndarray:
+    """Honest workers above the trust bar by the dataset's gold (for the report only): the kappa
+    of their answers on every gold-known item (confusion rows from the gold, a worker without an
+    answer on some class counted at chance there) at least sqrt(spam threshold), the bar
+    `spam.trust_evidence` asks the campaign to be 90 % sure of. A reward withheld from a worker
+    below it is the rule working, not a cost of the rule."""
+    a = data.answers
+    k = a.n_classes
+    gold_of = np.full(a.n_items, -1, dtype=np.intp)
+    for item, label in data.gold.items():
+        gold_of[item] = label
+    known = gold_of[a.item_idx]
+    on = known >= 0
+    counts = np.bincount(
+        (a.worker_idx[on] * k + known[on]) * k + a.label_idx[on], minlength=a.n_workers * k * k
+    ).reshape(a.n_workers, k, k)
+    rows = counts.sum(axis=2, keepdims=True)
+    matrices = np.where(rows > 0, counts / np.maximum(rows, 1), 1.0 / k)
+    priors = np.bincount(np.array(list(data.gold.values())), minlength=k) / len(data.gold)
+    return np.asarray(kappa(matrices, class_priors=priors) >= np.sqrt(SPAM_THRESHOLD))
+
+
 def mv_accuracy(data: Dataset) -> float:
     return score(majority_vote(data.answers).labels, gold=data.gold).accuracy
 
@@ -404,6 +434,8 @@ def cost_and_spam(data: Dataset, *, seeds: int, settings: Settings) -> dict[str,
     spiked_runs = []
     spam_share: list[float] = []
     honest_withheld: list[float] = []
+    able = able_workers(data)
+    able_withheld: list[float] = []
     for s in range(seeds):
         spiked = with_spammers(data, share=SPAM_SHARE, seed=1000 + s)
         outcome = replay(spiked, seed=s, settings=settings)
@@ -413,6 +445,9 @@ def cost_and_spam(data: Dataset, *, seeds: int, settings: Settings) -> dict[str,
         honest = slice(0, data.answers.n_workers)
         honest_accepted = outcome.paid[honest].sum() + outcome.withheld[honest].sum()
         honest_withheld.append(float(outcome.withheld[honest].sum() / max(honest_accepted, 1.0)))
+        held = outcome.withheld[: able.size][able].sum()
+        able_paid = outcome.paid[: able.size][able].sum()
+        able_withheld.append(float(held / max(held + able_paid, 1.0)))
     mv_full = 100 * mv_accuracy(data)
     return {
         "mv_full": mv_full,
@@ -422,6 +457,7 @@ def cost_and_spam(data: Dataset, *, seeds: int, settings: Settings) -> dict[str,
         **{f"accuracy_{i}": 100 * o.accuracy for i, o in enumerate(clean)},
         **{f"label_share_{i}": o.label_share for i, o in enumerate(clean)},
         **{f"spam_reward_share_{i}": v for i, v in enumerate(spam_share)},
+        **{f"spam_accuracy_{i}": 100 * o.accuracy for i, o in enumerate(spiked_runs)},
         "accuracy": 100 * mean([o.accuracy for o in clean]),
         "label_share": mean([o.label_share for o in clean]),
         "refits": mean([o.refits for o in clean]),
@@ -431,6 +467,9 @@ def cost_and_spam(data: Dataset, *, seeds: int, settings: Settings) -> dict[str,
         "spam_label_share": mean([o.label_share for o in spiked_runs]),
         "spam_reward_share": mean(spam_share),
         "honest_withheld": mean(honest_withheld),
+        "able_withheld": mean(able_withheld),
+        "able_workers": float(able.mean()),
+        **{f"honest_withheld_{i}": v for i, v in enumerate(honest_withheld)},
         "clean_withheld": mean(
             [float(o.withheld.sum() / max(o.withheld.sum() + o.paid.sum(), 1.0)) for o in clean]
         ),
@@ -510,22 +549,25 @@ def report(
         "",
         "| dataset | MV, full overlap (%) | Kyodo live (%) | labels used | refits | "
         "target met | +30% spammers (%) | loss (pts) | spammers' share of rewards paid | "
-        "spammers suspended | honest suspended | honest rewards withheld (no spam / spam) |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+        "spammers suspended | honest suspended | honest rewards withheld (no spam / spam) | "
+        "workers above the trust bar | their rewards withheld (spam) |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in rows.items():
         met = r["accuracy"] >= r["mv_full"] and r["label_share"] <= COST_TARGET
         loss = r["accuracy"] - r["spam_accuracy"]
         lines.append(
             f"| {name} | {r['mv_full']:.2f} | {r['accuracy']:.2f} | "
-            f"{100 * r['label_share']:.0f}% | {r['refits']:.0f} | {'yes' if met else 'no'} | "
+            f"{100 * r['label_share']:.1f}% | {r['refits']:.0f} | {'yes' if met else 'no'} | "
             f"{r['spam_accuracy']:.2f} | {loss:+.2f} | {100 * r['spam_reward_share']:.2f}% | "
             f"{100 * r['spammers_suspended']:.0f}% | {r['honest_suspended']:.1f} | "
-            f"{100 * r['clean_withheld']:.0f}% / {100 * r['honest_withheld']:.0f}% |"
+            f"{100 * r['clean_withheld']:.0f}% / {100 * r['honest_withheld']:.0f}% | "
+            f"{100 * r['able_workers']:.0f}% | {100 * r['able_withheld']:.0f}% |"
         )
     lines += [
         "",
-        "Per answer order (accuracy % @ labels used; spammers' share of rewards):",
+        "Per answer order (accuracy % @ labels used; with spammers: accuracy %, loss in points, "
+        "spammers' share of rewards, honest rewards withheld):",
         "",
         "| dataset | " + " | ".join(f"order {i}" for i in range(seeds)) + " | orders meeting "
         "the cost target |",
@@ -534,7 +576,9 @@ def report(
     for name, r in rows.items():
         cells = [
             f"{r[f'accuracy_{i}']:.2f} @ {100 * r[f'label_share_{i}']:.1f}%; "
-            f"{100 * r[f'spam_reward_share_{i}']:.2f}%"
+            f"{r[f'spam_accuracy_{i}']:.2f}, "
+            f"{r[f'accuracy_{i}'] - r[f'spam_accuracy_{i}']:+.2f}, "
+            f"{100 * r[f'spam_reward_share_{i}']:.2f}%, {100 * r[f'honest_withheld_{i}']:.0f}%"
             for i in range(seeds)
         ]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {r['seeds_met']:.0f} of {seeds} |")

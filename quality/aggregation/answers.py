@@ -110,6 +110,12 @@ class Answers:
     def gold(self) -> dict[int, int]:
         return dict(zip(self.gold_item_idx.tolist(), self.gold_label_idx.tolist(), strict=True))
 
+    def gold_of(self) -> IntArray:
+        """(n_items,) the gold label code of each item, -1 where the item has none."""
+        out = np.full(self.n_items, -1, dtype=np.intp)
+        out[self.gold_item_idx] = self.gold_label_idx
+        return out
+
     def with_gold(self, gold: Mapping[int, int]) -> Answers:
         """The same answers with `gold` (item code -> label code) as the known labels."""
         gold_items, gold_labels = _gold_arrays(gold)

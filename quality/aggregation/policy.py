@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from quality.aggregation._numeric import FloatArray, IntArray, decide
+from quality.aggregation.one_coin import one_coin_confusions
 
 # Priority points an item gains (is served sooner) when the model disagrees with its crowd label:
 # a quarter of the scale, so such an item jumps ahead of agreeing items up to 0.25 more uncertain.
@@ -147,10 +148,7 @@ def queue_priority(*, confidence: float, model_disagrees: bool, labeled: bool) -
 
 def one_coin_matrix(accuracy: float, n_classes: int) -> FloatArray:
     """A (K, K) confusion matrix: right with probability `accuracy`, errors spread evenly."""
-    off = (1.0 - accuracy) / max(n_classes - 1, 1)
-    matrix = np.full((n_classes, n_classes), off)
-    np.fill_diagonal(matrix, accuracy)
-    return matrix
+    return one_coin_confusions(np.array([accuracy], dtype=np.float64), n_classes=n_classes)[0]
 
 
 def annotator_quality(matrix: FloatArray, *, class_priors: FloatArray) -> float:

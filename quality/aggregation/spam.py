@@ -22,6 +22,8 @@ threshold, drawing confusion matrices from the Dirichlet posterior of the counts
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from quality.aggregation._numeric import FloatArray, softmax_rows
@@ -65,9 +67,7 @@ def evidence_counts(
     decided = np.argmax(posterior, axis=1)
     weight = (posterior.max(axis=1) - 1.0 / k) / (1.0 - 1.0 / k) if k > 1 else np.ones(w.size)
     if answers.gold_item_idx.size:
-        gold_of = np.full(answers.n_items, -1, dtype=np.intp)
-        gold_of[answers.gold_item_idx] = answers.gold_label_idx
-        known = gold_of[i]
+        known = answers.gold_of()[i]
         on_gold = known >= 0
         decided = np.where(on_gold, known, decided)
         weight = np.where(on_gold, 1.0, weight)
@@ -77,19 +77,25 @@ def evidence_counts(
     return np.asarray(flat.reshape(answers.n_workers, k, k), dtype=np.float64)
 
 
-def gold_evidence_counts(answers: Answers) -> FloatArray:
-    """(W, K, K) counts [w, gold class, answered label] of the answers on gold items only: the
-    evidence a campaign has about its workers before its own fits can be trusted."""
-    k = answers.n_classes
-    gold_of = np.full(answers.n_items, -1, dtype=np.intp)
-    gold_of[answers.gold_item_idx] = answers.gold_label_idx
-    known = gold_of[answers.item_idx]
-    on_gold = known >= 0
-    flat = np.bincount(
-        (answers.worker_idx[on_gold] * k + known[on_gold]) * k + answers.label_idx[on_gold],
-        minlength=answers.n_workers * k * k,
-    )
-    return np.asarray(flat.reshape(answers.n_workers, k, k), dtype=np.float64)
+def _posterior_share(
+    counts: FloatArray,
+    statistic: Callable[[FloatArray], np.ndarray],
+    *,
+    draws: int,
+    seed: int,
+) -> FloatArray:
+    """Per worker, the share of `draws` confusion matrices from Dirichlet(counts + 1) rows for
+    which `statistic` (a (draws, workers, K, K) stack -> (draws, workers) bool) holds."""
+    alpha = np.asarray(counts, dtype=np.float64) + 1.0
+    n_workers = alpha.shape[0]
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_workers, dtype=np.float64)
+    for start in range(0, n_workers, _CHUNK):
+        block = alpha[start : start + _CHUNK]
+        samples = rng.gamma(block[None], size=(draws, *block.shape))
+        samples /= samples.sum(axis=-1, keepdims=True)
+        out[start : start + _CHUNK] = statistic(samples).mean(axis=0)
+    return out
 
 
 def spam_evidence(
@@ -98,17 +104,54 @@ def spam_evidence(
     """P(worker's spammer score >= threshold | its evidence counts), per worker, by Monte Carlo
     over Dirichlet(counts + 1) rows. Few counts leave the rows wide, so the probability stays high
     and nobody is declared a spammer on thin evidence."""
-    alpha = np.asarray(counts, dtype=np.float64) + 1.0
-    n_workers, k, _ = alpha.shape
-    rng = np.random.default_rng(seed)
-    out = np.empty(n_workers, dtype=np.float64)
-    for start in range(0, n_workers, _CHUNK):
-        block = alpha[start : start + _CHUNK]
-        samples = rng.gamma(block[None], size=(draws, *block.shape))
-        samples /= samples.sum(axis=-1, keepdims=True)
-        scores = spammer_scores(samples.reshape(-1, k, k)).reshape(draws, -1)
-        out[start : start + _CHUNK] = (scores >= threshold).mean(axis=0)
-    return out
+
+    def informative(samples: FloatArray) -> np.ndarray:
+        k = samples.shape[-1]
+        scores = spammer_scores(samples.reshape(-1, k, k)).reshape(samples.shape[:2])
+        return np.asarray(scores >= threshold)
+
+    return _posterior_share(counts, informative, draws=draws, seed=seed)
+
+
+def kappa(confusions: FloatArray, *, class_priors: FloatArray) -> FloatArray:
+    """Cohen's kappa between the true class and the answer of each (K, K) matrix in a stack:
+    `(p_o - p_e) / (1 - p_e)` with `p_o = sum_k prior_k A[k, k]` (right this often) and
+    `p_e = sum_k prior_k q_k`, `q` the answers' own label mix (right this often by chance).
+
+    0 for every spammer, whatever its label mix and however skewed the classes (an "always the
+    common class" answerer is right often, never better than chance); below 0 for a worker who
+    is reliably wrong; for a one-coin worker under equal priors `(K a - 1) / (K - 1)`, the square
+    root of its spammer score. Classes weigh by their priors, so a rare class a worker has seen
+    little of leaves the estimate narrow where a per-class average would stay wide."""
+    matrices = np.asarray(confusions, dtype=np.float64)
+    priors = np.asarray(class_priors, dtype=np.float64)
+    observed = np.einsum("k,...kk->...", priors, matrices)
+    mix = np.einsum("k,...kl->...l", priors, matrices)
+    chance = np.einsum("l,...l->...", priors, mix)
+    return np.asarray((observed - chance) / np.maximum(1.0 - chance, 1e-12), dtype=np.float64)
+
+
+def right_evidence(
+    counts: FloatArray,
+    *,
+    class_priors: FloatArray,
+    min_kappa: float = 0.0,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = 0,
+) -> FloatArray:
+    """P(worker's kappa > min_kappa | its evidence counts), per worker, by Monte Carlo over
+    Dirichlet(counts + 1) rows; with the default 0: how sure we are the worker is right more
+    often than chance, not merely informative.
+
+    The spammer score cannot tell the two apart (a permuted worker scores like a perfect one), so
+    it alone let a binary spammer whose evidence happened to lean the *wrong* way be trusted and
+    paid on the replay (temp, 0 of 3 gold items passed). Trust asks for both.
+    """
+
+    def right(samples: FloatArray) -> np.ndarray:
+        return np.asarray(kappa(samples, class_priors=class_priors) > min_kappa)
+
+    return _posterior_share(counts, right, draws=draws, seed=seed)
 
 
 def likely_spammers(

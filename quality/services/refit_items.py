@@ -75,8 +75,7 @@ def store_items(
     if model_items is not None and model_labels is not None:
         model_of[model_items] = model_labels
     n_labels = np.bincount(answers.item_idx, minlength=answers.n_items)
-    gold_of = np.full(answers.n_items, -1, dtype=np.intp)
-    gold_of[answers.gold_item_idx] = answers.gold_label_idx
+    gold_of = answers.gold_of()
     order = np.argsort(answers.item_idx, kind="stable")
     starts = np.concatenate([[0], np.cumsum(n_labels)])
     labeled = np.flatnonzero(n_labels > 0)

@@ -200,3 +200,39 @@ def test_the_typical_contributor_is_the_median_trusted_worker() -> None:
     assert typical_confusion(fit.confusions, fit.worker_quality, np.zeros(15)) is None
     sparse, _ = crowd(accuracies=[0.8] * 20, n_items=40, per_item=3, seed=1)
     assert live_parameters(fit_campaign(sparse)).typical is None  # not calibrated: not valued
+
+
+def test_before_calibration_agreement_with_the_others_judges_workers_beside_few_gold() -> None:
+    accuracies = [0.85] * 8 + [0.5] * 4  # four uniform spammers
+    answers, truth = crowd(accuracies=accuracies, n_items=60, per_item=8, seed=23)
+    gold = {i: int(truth[i]) for i in range(3)}  # 5 % gold: at most 3 gold answers per worker
+    fit = fit_campaign(answers.with_gold(gold), calibration=10**6)
+    assert not fit.calibrated
+    assert fit.judging
+    # Three gold answers alone cannot prove anyone; agreeing with the vote of the other labels
+    # on each item can.
+    assert fit.trusted[:8].sum() >= 6
+    assert not fit.trusted[8:].any()
+
+
+def test_a_reliably_wrong_worker_is_informative_but_never_trusted() -> None:
+    accuracies = [0.85] * 14 + [0.1]  # the last one answers the opposite class 90 % of the time
+    answers, _ = crowd(accuracies=accuracies, n_items=400, per_item=5, seed=24)
+    fit = fit_campaign(answers)
+    assert fit.calibrated
+    assert fit.informative[14] > 0.99  # its labels carry information (a permuted worker) ...
+    assert not fit.trusted[14]  # ... but its rewards would pay for wrong answers
+    assert not fit.likely_spammers[14]
+    assert fit.trusted[:14].all()
+
+
+def test_a_calibrated_campaign_with_nobody_proven_values_labels_as_the_cold_start_worker() -> None:
+    # 300 items with three labels each from 450 workers of two answers: calibrated (overlap),
+    # but no worker has shown enough to be proven.
+    answers, _ = crowd(accuracies=[0.85] * 450, n_items=300, per_item=3, seed=25)
+    fit = fit_campaign(answers, prior_accuracy=0.8)
+    assert fit.calibrated
+    assert not fit.trusted.any()
+    assert fit.typical_confusion is not None
+    np.testing.assert_allclose(fit.typical_confusion, one_coin_matrix(0.8, 2))
+    assert live_parameters(fit).typical is fit.typical_confusion

@@ -9,7 +9,9 @@ from quality.aggregation import Answers
 from quality.aggregation.policy import one_coin_matrix
 from quality.aggregation.spam import (
     evidence_counts,
+    kappa,
     likely_spammers,
+    right_evidence,
     spam_evidence,
     spammer_scores,
 )
@@ -61,3 +63,35 @@ def test_evidence_counts_leave_each_answer_out_and_skip_unsure_items() -> None:
     gold = answers.with_gold({1: 1})
     counts = evidence_counts(gold, log_scores=scores, log_confusions=log_confusions)
     assert counts[0, 1, 0] == pytest.approx(1.0)  # gold counts fully: worker 0 was wrong
+
+
+def test_kappa_is_zero_for_any_spammer_and_the_root_score_for_a_one_coin_worker() -> None:
+    skewed = np.array([0.8, 0.15, 0.05])
+    spammer = np.tile([0.9, 0.05, 0.05], (3, 1))  # "always the common class", rank one
+    np.testing.assert_allclose(kappa(spammer, class_priors=skewed), 0.0, atol=1e-12)
+    for k, a in ((2, 0.66), (4, 0.7)):
+        worker = one_coin_matrix(a, k)
+        expected = np.sqrt(spammer_scores(worker)[0])
+        assert kappa(worker, class_priors=np.full(k, 1 / k)) == pytest.approx(expected)
+    assert kappa(np.eye(2)[[1, 0]], class_priors=np.array([0.5, 0.5])) == pytest.approx(-1.0)
+
+
+def test_trust_needs_answers_right_not_merely_informative() -> None:
+    counts = np.stack(
+        [
+            np.array([[70.0, 10.0], [10.0, 70.0]]),  # 87 % right
+            np.array([[10.0, 70.0], [70.0, 10.0]]),  # reliably wrong: informative, never paid
+            np.array([[140.0, 0.0], [20.0, 0.0]]),  # always says 0 on a skewed campaign
+            np.array([[2.0, 0.0], [0.0, 1.0]]),  # 3 right answers: too few to tell
+        ]
+    )
+    priors = np.array([0.5, 0.5])
+    informative = spam_evidence(counts, threshold=0.1)
+    right = right_evidence(counts, class_priors=priors)
+    assert informative[0] > 0.99
+    assert right[0] > 0.99
+    assert informative[1] > 0.99
+    assert right[1] < 0.01
+    assert informative[2] < 0.05  # right 88 % of the time by raw count, and a spammer
+    assert 0.5 < right[3] < 0.99
+    np.testing.assert_array_equal(right_evidence(counts, class_priors=priors), right)  # seeded
