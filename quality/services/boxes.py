@@ -31,9 +31,10 @@ from quality.aggregation.boxes import (
     leave_one_out_accepted,
 )
 
-from ..models import CampaignQuality, WorkerSkill, WorkerStatus
+from ..models import CampaignQuality, WorkerSkill
 from .consensus import _locked_consensus, box_decision, boxes_of, consensus_apply
 from .params import next_refit_at
+from .workers import next_status
 
 BATCH = 1000
 
@@ -79,7 +80,7 @@ def campaign_refit_boxes(*, campaign: Campaign) -> dict[str, Any]:
     skills = []
     newly = []
     for i, worker in enumerate(workers):
-        status, why, suspended_now = _status(
+        status, why, suspended_now = next_status(
             before.get(worker), spammer=bool(spammers[i]), trusted=bool(trusted[i])
         )
         if suspended_now:
@@ -124,17 +125,6 @@ def campaign_refit_boxes(*, campaign: Campaign) -> dict[str, Any]:
         next_refit_at=next_refit_at(campaign.label_count),
     )
     return {"workers": len(skills), "open_items": len(open_items), "suspended": len(newly)}
-
-
-def _status(before: str | None, *, spammer: bool, trusted: bool) -> tuple[str, bool, bool]:
-    """(status, give the reason, newly suspended); sticky like `refit._status`."""
-    if before == WorkerStatus.SUSPENDED:
-        return WorkerStatus.SUSPENDED, True, False
-    if spammer:
-        return WorkerStatus.SUSPENDED, True, True
-    if trusted or before == WorkerStatus.TRUSTED:
-        return WorkerStatus.TRUSTED, False, False
-    return WorkerStatus.PROBATION, False, False
 
 
 @transaction.atomic

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
 
 from quality.aggregation._numeric import FloatArray
 from quality.aggregation.policy import one_coin_matrix
@@ -128,3 +131,17 @@ def next_refit_at(labels: int) -> int:
     """After a refit at `labels` labels, the label count that asks for the next one."""
     grow = int(settings.KYODO_QUALITY_REFIT_GROWTH * labels)
     return labels + max(settings.KYODO_QUALITY_REFIT_MIN_NEW_LABELS, grow)
+
+
+def campaign_claim(*, campaign_id: int, field: str, hold: timedelta) -> bool:
+    """Take one of the campaign's run claims (`refit_claimed_until`, `train_claimed_until`) for
+    `hold`, unless another run holds it unexpired; True when taken. One UPDATE, so two copies of
+    a task never both take it; a crashed run frees the campaign when its claim expires."""
+    ensure_campaign_quality(campaign_id=campaign_id)
+    now = timezone.now()
+    free = Q(**{f"{field}__isnull": True}) | Q(**{f"{field}__lt": now})
+    return bool(
+        CampaignQuality.objects.filter(campaign_id=campaign_id)
+        .filter(free)
+        .update(**{field: now + hold})
+    )

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from core.tasks import enqueue_on_commit
@@ -38,8 +37,9 @@ from ..models import (
 )
 from .boxes import campaign_refit_boxes
 from .campaign_data import CampaignArrays, load_campaign
-from .params import ensure_campaign_quality, fit_options, next_refit_at
+from .params import campaign_claim, fit_options, next_refit_at
 from .refit_items import store_items
+from .workers import next_status
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,7 @@ BATCH = 1000
 
 
 def claim_refit(*, campaign_id: int) -> bool:
-    ensure_campaign_quality(campaign_id=campaign_id)
-    now = timezone.now()
-    return bool(
-        CampaignQuality.objects.filter(campaign_id=campaign_id)
-        .filter(Q(refit_claimed_until__isnull=True) | Q(refit_claimed_until__lt=now))
-        .update(refit_claimed_until=now + CLAIM)
-    )
+    return campaign_claim(campaign_id=campaign_id, field="refit_claimed_until", hold=CLAIM)
 
 
 def campaign_refit(*, campaign_id: int) -> dict[str, Any] | None:
@@ -161,7 +155,7 @@ def _store_workers(*, campaign_id: int, data: CampaignArrays, fit: CampaignFit) 
         )
         rows = []
         for c, worker_id in zip(codes, ids, strict=True):
-            status, why, suspended_at = _status(
+            status, why, suspended_at = next_status(
                 before.get(worker_id), spammer=bool(fit.likely_spammers[c]), trusted=fit.trusted[c]
             )
             rows.append(
@@ -199,18 +193,6 @@ def _store_workers(*, campaign_id: int, data: CampaignArrays, fit: CampaignFit) 
             labeling_services.worker_block(
                 campaign_id=campaign_id, worker_id=worker_id, reason=reason
             )
-
-
-def _status(before: str | None, *, spammer: bool, trusted: bool) -> tuple[str, bool, bool]:
-    """(status, give the suspension reason, newly suspended). Suspension and trust are sticky:
-    staff lift a suspension in the admin; a trusted worker found spamming is still suspended."""
-    if before == WorkerStatus.SUSPENDED:
-        return WorkerStatus.SUSPENDED, True, False
-    if spammer:
-        return WorkerStatus.SUSPENDED, True, True
-    if trusted or before == WorkerStatus.TRUSTED:
-        return WorkerStatus.TRUSTED, False, False
-    return WorkerStatus.PROBATION, False, False
 
 
 def _maybe_request_training(*, campaign: Campaign, fit: CampaignFit, answers: Answers) -> None:

@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max, Q
-from django.utils import timezone
+from django.db.models import Max
 
 from core.tasks import enqueue_on_commit
 from labeling import selectors as labeling_selectors
@@ -33,7 +32,7 @@ from ..models import (
     ItemPrediction,
     ModelVersion,
 )
-from .params import ensure_campaign_quality
+from .params import campaign_claim
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +50,7 @@ def model_kind(campaign: Campaign) -> str | None:
 
 
 def claim_training(*, campaign_id: int) -> bool:
-    ensure_campaign_quality(campaign_id=campaign_id)
-    now = timezone.now()
-    return bool(
-        CampaignQuality.objects.filter(campaign_id=campaign_id)
-        .filter(Q(train_claimed_until__isnull=True) | Q(train_claimed_until__lt=now))
-        .update(train_claimed_until=now + CLAIM)
-    )
+    return campaign_claim(campaign_id=campaign_id, field="train_claimed_until", hold=CLAIM)
 
 
 def training_set(*, campaign: Campaign) -> tuple[list[int], list[int], list[int]]:
