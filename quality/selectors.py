@@ -138,9 +138,9 @@ def annotation_verdicts(
     - `agrees` / `disagrees`: with the consensus label; `agrees_gold` / `disagrees_gold`: with the
       known label of a gold item; `boxes_agree` / `boxes_disagree`: F1 >= BOX_F1_ACCEPT or not;
     - `worker_unproven`: it agrees, but in a calibrated campaign (or one with gold items) its
-      worker is still on probation
-      (not yet 90 % sure not to be a spammer). Not final: hold the reward as pending, pay it once
-      `worker_statuses` says trusted, reject it if suspended (docs/quality.md, "Rewards").
+      worker is still on probation (not yet 90 % sure to be informative and right more often
+      than chance). Not final: hold the reward as pending, pay it once `worker_statuses` says
+      trusted, reject it if suspended (docs/quality.md, "Rewards").
     """
     item = labeling_selectors.item_get(item_id=item_id)
     rows = labeling_selectors.item_annotations(item_id=item_id)

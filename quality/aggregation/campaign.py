@@ -45,7 +45,7 @@ from quality.aggregation.spam import (
 PRIOR_ACCURACY = 0.85  # the cold-start worker: right 85 % of the time, errors spread evenly
 SPAM_THRESHOLD = 0.1
 SPAM_CERTAINTY = 0.95  # suspended when this sure to score below the threshold ...
-TRUST_CERTAINTY = 0.9  # ... trusted (rewards paid) when this sure to score at or above it
+TRUST_CERTAINTY = 0.9  # ... trusted (paid) when this sure to score at or above it and kappa > 0
 MODEL_CAP_PERCENTILE = 90.0
 MIN_ANSWERS = 20
 PRIOR_PAIRS = 20.0  # how many label pairs the cold-start belief is worth against observed agreement
@@ -69,7 +69,7 @@ class CampaignFit:
     worker_quality: FloatArray  # P(answer right) per worker
     spam_scores: FloatArray
     likely_spammers: np.ndarray  # bool per worker: suspend
-    trusted: np.ndarray  # bool per worker: proven informative, their accepted labels can be paid
+    trusted: np.ndarray  # bool per worker: proven informative and right; their labels are paid
     informative: FloatArray  # P(spammer score >= threshold | the worker's evidence)
     answers_per_worker: IntArray
     gold_seen: IntArray
@@ -181,7 +181,8 @@ def fit_campaign(
     The fit is `calibrated` once `calibration` items have three or more labels or a gold label:
     before that, EM with so little overlap is too easily wrong (on the replay benchmark, trusting
     such fits closed items early on wrong worker estimates), and workers are judged (suspended or
-    trusted) on their gold answers alone, or not at all in a campaign without gold.
+    trusted) on their gold answers and their agreement with the equal-weight vote of the other
+    labels (`consensus_evidence_counts`), or not at all in a campaign without gold.
     """
     if answers.n_answers == 0:
         raise ValueError("a campaign fit needs at least one answer")
@@ -305,8 +306,9 @@ def typical_confusion(
     fallback: FloatArray | None = None,
 ) -> FloatArray | None:
     """The contributor `policy.label_value` values the next label of: the worker at the
-    answer-weighted median of quality among the *trusted* ones (`weights`: their answers, 0 for
-    everyone else); `fallback` when nobody is trusted yet. Proven workers only, and a median: the
+    answer-weighted median of quality among the *proven* ones (`weights`: their answers, 0 for
+    everyone else; `fit_campaign` passes those proven informative); `fallback` when nobody is
+    proven yet. Proven workers only, and a median: the
     pooled matrix of a crowd with 30 % spammers, or an EM fit they pulled toward a degenerate
     explanation, is a weak worker whose labels look worthless, so items would close early on
     posteriors of 0.6 to 0.8 (on the replay, temp lost 5 points with spammers that way). Ties go
