@@ -146,16 +146,24 @@ class Server:
 
 def start_gunicorn(
     url: str, *, workers: int, threads: int, var_dir: Path, env_extra: dict[str, str],
-    access_log: Path | None, app_dir: Path = ROOT,
+    access_log: Path | None, app_dir: Path = ROOT, server: str = "gunicorn",
 ) -> Server:  # fmt: skip
     port = free_port()
-    log = var_dir / "gunicorn.log"
+    log = var_dir / f"{server}.log"
     cmd = [
         str(BIN / "gunicorn"), "config.wsgi:application", "-b", f"127.0.0.1:{port}",
         "-w", str(workers), "--threads", str(threads), "--worker-class", "gthread",
         "--keep-alive", "30", "--log-level", "warning", "--error-logfile", str(log),
     ]  # fmt: skip
-    if access_log is not None:
+    if server == "uwsgi":
+        # uWSGI's own HTTP/1.1 parser in each worker (keep-alive), the same processes x threads.
+        cmd = [
+            str(BIN / "uwsgi"), "--http11-socket", f"127.0.0.1:{port}", "--chdir", str(app_dir),
+            "--pythonpath", str(app_dir), "--module", "config.wsgi:application", "--master",
+            "--processes", str(workers), "--threads", str(threads), "--thunder-lock",
+            "--die-on-term", "--need-app", "--disable-logging", "--logto", str(log),
+        ]  # fmt: skip
+    if access_log is not None and server == "gunicorn":
         # %(D)s: time in the worker, microseconds, from request parsed to response written.
         cmd += [
             "--access-logfile",
@@ -663,7 +671,7 @@ def bench_one(args: argparse.Namespace, template: str, items: int) -> dict[str, 
     access_log = var_dir / "access.log" if args.server_timing else None
     server = start_gunicorn(
         url, workers=args.workers, threads=args.threads, var_dir=var_dir, env_extra=env_extra,
-        access_log=access_log, app_dir=args.app_dir,
+        access_log=access_log, app_dir=args.app_dir, server=args.server,
     )  # fmt: skip
     closer = (
         Closer(url, seeded["campaign_id"], seeded["max_labels"]) if args.closer == "sql" else None
@@ -735,6 +743,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--duration", type=float, default=30.0, help="seconds of load, warm-up included"
     )
     parser.add_argument("--warmup", type=float, default=5.0, help="first seconds not measured")
+    parser.add_argument(
+        "--server", choices=["gunicorn", "uwsgi"], default="gunicorn",
+        help="the WSGI server (uwsgi: the pyuwsgi package, installed by hand)",
+    )  # fmt: skip
     parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
     parser.add_argument("--max-labels", type=int, default=3)
