@@ -146,16 +146,16 @@ class Server:
 
 def start_gunicorn(
     url: str, *, workers: int, threads: int, var_dir: Path, env_extra: dict[str, str],
-    access_log: Path | None, app_dir: Path = ROOT, server: str = "gunicorn",
+    access_log: Path | None, app_dir: Path = ROOT, kind: str = "gunicorn",
 ) -> Server:  # fmt: skip
     port = free_port()
-    log = var_dir / f"{server}.log"
+    log = var_dir / f"{kind}.log"
     cmd = [
         str(BIN / "gunicorn"), "config.wsgi:application", "-b", f"127.0.0.1:{port}",
         "-w", str(workers), "--threads", str(threads), "--worker-class", "gthread",
         "--keep-alive", "30", "--log-level", "warning", "--error-logfile", str(log),
     ]  # fmt: skip
-    if server == "uwsgi":
+    if kind == "uwsgi":
         # uWSGI's own HTTP/1.1 parser in each worker (keep-alive), the same processes x threads.
         cmd = [
             str(BIN / "uwsgi"), "--http11-socket", f"127.0.0.1:{port}", "--chdir", str(app_dir),
@@ -163,7 +163,7 @@ def start_gunicorn(
             "--processes", str(workers), "--threads", str(threads), "--thunder-lock",
             "--die-on-term", "--need-app", "--disable-logging", "--logto", str(log),
         ]  # fmt: skip
-    if access_log is not None and server == "gunicorn":
+    if access_log is not None and kind == "gunicorn":
         # %(D)s: time in the worker, microseconds, from request parsed to response written.
         cmd += [
             "--access-logfile",
@@ -513,6 +513,12 @@ CHECKS = {
             SELECT item_id, count(*) AS n FROM labeling_annotation GROUP BY item_id) a
           ON a.item_id = i.id
         WHERE i.campaign_id = %(c)s AND i.label_count <> coalesce(a.n, 0)""",
+    "campaign label tally minus labels": """
+        SELECT abs(
+            (SELECT coalesce(sum(labels), 0) FROM labeling_campaignlabeltally
+              WHERE campaign_id = %(c)s)
+          - (SELECT count(*) FROM labeling_annotation a JOIN labeling_item i ON i.id = a.item_id
+              WHERE i.campaign_id = %(c)s))""",
 }
 
 
@@ -586,10 +592,13 @@ WITH lease AS (
 ), item AS (
   UPDATE labeling_item SET label_count = label_count + 1
   WHERE id = :item AND EXISTS (SELECT 1 FROM lease)
+), tally AS (
+  INSERT INTO labeling_campaignlabeltally (campaign_id, shard, labels)
+  SELECT :c, :w % 16, 1 FROM lease
+  ON CONFLICT (campaign_id, shard) DO UPDATE SET labels = labeling_campaignlabeltally.labels + 1
 )
 SELECT id FROM ann;
 COMMIT;
-UPDATE labeling_campaign SET label_count = label_count + 1 WHERE id = :c;
 UPDATE labeling_item SET status = 'complete', completed_at = now() WHERE id = :item
   AND label_count >= 3;
 """
@@ -671,7 +680,7 @@ def bench_one(args: argparse.Namespace, template: str, items: int) -> dict[str, 
     access_log = var_dir / "access.log" if args.server_timing else None
     server = start_gunicorn(
         url, workers=args.workers, threads=args.threads, var_dir=var_dir, env_extra=env_extra,
-        access_log=access_log, app_dir=args.app_dir, server=args.server,
+        access_log=access_log, app_dir=args.app_dir, kind=args.server,
     )  # fmt: skip
     closer = (
         Closer(url, seeded["campaign_id"], seeded["max_labels"]) if args.closer == "sql" else None

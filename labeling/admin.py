@@ -1,6 +1,9 @@
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from .models import Annotation, Assignment, Campaign, Item
+from .selectors import campaign_labels, campaigns_with_label_count
 
 
 @admin.register(Campaign)
@@ -13,18 +16,25 @@ class CampaignAdmin(admin.ModelAdmin[Campaign]):
         "owner",
         "item_count",
         "completed_count",
-        "label_count",
+        "labels",
     )
     list_filter = ("status", "task_type")
     search_fields = ("title",)
     readonly_fields = (
         "item_count",
         "completed_count",
-        "label_count",
+        "labels",
         "labels_reserved",
         "created_at",
     )
     raw_id_fields = ("owner",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Campaign]:
+        return campaigns_with_label_count(super().get_queryset(request))
+
+    @admin.display(description="labels")
+    def labels(self, campaign: Campaign) -> int:
+        return campaign_labels(campaign)
 
 
 @admin.register(Item)

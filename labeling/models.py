@@ -41,10 +41,10 @@ class Campaign(models.Model):
     # None means no cap. A lease reserves one label's reward, so the cap holds under concurrency.
     budget = TokenAmountField(null=True, blank=True)
     labels_reserved = models.PositiveIntegerField(default=0)
-    # Progress counters, kept by the services so no request counts a whole campaign.
+    # Progress counters, kept by the services so no request counts a whole campaign. Labels are
+    # counted in CampaignLabelTally (below), where submissions do not queue on one row.
     item_count = models.PositiveIntegerField(default=0)
     completed_count = models.PositiveIntegerField(default=0)
-    label_count = models.PositiveIntegerField(default=0)
     status = models.CharField(
         max_length=16, choices=CampaignStatus.choices, default=CampaignStatus.ACTIVE
     )
@@ -74,6 +74,28 @@ class Campaign(models.Model):
     @property
     def class_names(self) -> list[str]:
         return [c["name"] for c in self.label_schema.get("classes", [])]
+
+
+class CampaignLabelTally(models.Model):
+    """A campaign's submitted labels, counted in shards: a submission adds one to its worker's
+    shard inside the statement that stores the label. One counter row would make every
+    submission of a campaign queue on that row until its commit; over SHARDS rows, keyed by
+    worker, they do not (a worker submits one label at a time). The count is the shards' sum
+    (`labeling.selectors.campaign_label_count`)."""
+
+    SHARDS = 16
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="label_tallies")
+    shard = models.PositiveSmallIntegerField()
+    labels = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "shard"], name="campaign_label_tally_shard")
+        ]
+
+    def __str__(self) -> str:
+        return f"campaign {self.campaign_id} shard {self.shard}: {self.labels}"
 
 
 class ItemStatus(models.TextChoices):

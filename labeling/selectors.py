@@ -6,7 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from accounts.models import User
 from core.errors import NotFound, PermissionDenied
@@ -15,6 +16,7 @@ from .models import (
     Annotation,
     Assignment,
     Campaign,
+    CampaignLabelTally,
     CampaignStatus,
     ImportJob,
     Item,
@@ -22,8 +24,30 @@ from .models import (
 )
 
 
+def campaign_label_count(*, campaign_id: int) -> int:
+    """Labels submitted to the campaign: the sum of its tally shards (at most SHARDS rows)."""
+    total = CampaignLabelTally.objects.filter(campaign_id=campaign_id).aggregate(
+        n=Coalesce(Sum("labels"), 0)
+    )["n"]
+    return int(total)
+
+
+def campaigns_with_label_count(campaigns: QuerySet[Campaign]) -> QuerySet[Campaign]:
+    """The campaigns, each with `label_count` (its labels) annotated: one query for a list."""
+    return campaigns.annotate(label_count=Coalesce(Sum("label_tallies__labels"), 0))
+
+
+def campaign_labels(campaign: Campaign) -> int:
+    """A campaign's labels: annotated (campaigns_with_label_count), else counted now."""
+    annotated = getattr(campaign, "label_count", None)
+    return (
+        int(annotated) if annotated is not None else campaign_label_count(campaign_id=campaign.pk)
+    )
+
+
 def campaign_list_for(*, user: User) -> QuerySet[Campaign]:
-    qs = Campaign.objects.select_related("owner").order_by("-id")
+    """Each campaign with `label_count` (its labels) annotated."""
+    qs = campaigns_with_label_count(Campaign.objects.select_related("owner")).order_by("-id")
     if user.is_staff:
         return qs
     if user.is_requester:
@@ -48,11 +72,11 @@ def campaign_get(*, campaign_id: int) -> Campaign:
 
 
 def campaign_progress(*, campaign: Campaign) -> dict[str, int]:
-    # Counters kept by the services: O(1), never a count over the campaign's items.
+    # Counters kept by the services: never a count over the campaign's items.
     return {
         "items": campaign.item_count,
         "completed": campaign.completed_count,
-        "labels": campaign.label_count,
+        "labels": campaign_labels(campaign),
     }
 
 
@@ -207,10 +231,6 @@ def campaign_media_iter(
 
 def campaigns_with_labels() -> list[tuple[int, int]]:
     """(campaign id, label count) of active and paused campaigns that have labels (the beat)."""
-    return list(
-        Campaign.objects.filter(
-            status__in=[CampaignStatus.ACTIVE, CampaignStatus.PAUSED], label_count__gt=0
-        )
-        .order_by("id")
-        .values_list("id", "label_count")
-    )
+    live = Campaign.objects.filter(status__in=[CampaignStatus.ACTIVE, CampaignStatus.PAUSED])
+    listed = campaigns_with_label_count(live.only("id")).order_by("id")
+    return [(c.pk, n) for c in listed if (n := campaign_labels(c)) > 0]

@@ -7,7 +7,7 @@ import factory
 from PIL import Image
 
 from accounts.models import Role, User
-from labeling.models import Campaign, TaskType
+from labeling.models import Campaign, CampaignLabelTally, TaskType
 
 PASSWORD = "pw-for-tests-123"
 
@@ -55,3 +55,9 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             archive.writestr(name, data)
     return buf.getvalue()
+
+
+def set_label_count(campaign: Campaign, labels: int) -> None:
+    """Make the campaign's label count `labels` (its tally: one shard)."""
+    CampaignLabelTally.objects.filter(campaign=campaign).delete()
+    CampaignLabelTally.objects.create(campaign=campaign, shard=0, labels=labels)

@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from accounts.models import Role, User  # noqa: E402
 from labeling.models import Campaign, Item, TaskType  # noqa: E402
+from labeling.selectors import campaign_label_count  # noqa: E402
 from labeling.services import annotation_submit, campaign_create, items_upload, task_lease_next  # noqa: E402
 from quality.models import WorkerSkill, WorkerStatus  # noqa: E402
 from quality.selectors import worker_statuses  # noqa: E402
@@ -197,7 +198,7 @@ def main() -> None:
     users = ensure_users()
     shapes = ensure_image_campaign(users["requester@kyodo.local"])
     ensure_text_campaign(users["requester@kyodo.local"])
-    if shapes.label_count == 0:
+    if campaign_label_count(campaign_id=shapes.pk) == 0:
         random.seed(11)  # next-task draws its gold items from the module RNG: the same every time
         crowd = {users[email]: accuracy for email, accuracy in CROWD.items()}
         simulate_labels(shapes, crowd, rng=random.Random(11))

@@ -8,7 +8,14 @@ from accounts.models import User
 from core.errors import Conflict, NotFound
 from core.tasks import enqueue_on_commit
 
-from ..models import Annotation, Assignment, AssignmentStatus, Item, ItemStatus
+from ..models import (
+    Annotation,
+    Assignment,
+    AssignmentStatus,
+    CampaignLabelTally,
+    Item,
+    ItemStatus,
+)
 from ..schema import validate_value
 from . import hot_sql
 
@@ -62,25 +69,17 @@ def annotation_submit(
     boxes: object = None,
     duration_ms: int | None = None,
 ) -> Annotation:
-    if connection.vendor == "postgresql":
-        annotation, campaign_id = _submit_sql(
-            worker=worker, item_id=item_id, label=label, boxes=boxes, duration_ms=duration_ms
-        )
-    else:
-        annotation, campaign_id = _submit_orm(
-            worker=worker, item_id=item_id, label=label, boxes=boxes, duration_ms=duration_ms
-        )
-    # The campaign's progress counter is bumped after commit, in its own statement: inside the
-    # transaction every submission of the campaign would queue on that one row until commit.
-    # A crash between the two loses one count of a progress display, never a label.
-    transaction.on_commit(lambda: _count_label(campaign_id))
+    submit = _submit_sql if connection.vendor == "postgresql" else _submit_orm
+    annotation = submit(
+        worker=worker, item_id=item_id, label=label, boxes=boxes, duration_ms=duration_ms
+    )
     enqueue_on_commit("quality.update_item", item_id)
     return annotation
 
 
 def _submit_orm(
     *, worker: User, item_id: int, label: object, boxes: object, duration_ms: int | None
-) -> tuple[Annotation, int]:
+) -> Annotation:
     assignment = assignment_get_for_update(worker=worker, item_id=item_id)
     campaign = assignment.campaign
     value = validate_value(
@@ -97,12 +96,16 @@ def _submit_orm(
     assignment.status = AssignmentStatus.SUBMITTED
     assignment.save(update_fields=["status"])
     Item.objects.filter(pk=item_id).update(label_count=F("label_count") + 1)
-    return annotation, campaign.pk
+    shard = worker.pk % CampaignLabelTally.SHARDS
+    tally = CampaignLabelTally.objects.filter(campaign_id=campaign.pk, shard=shard)
+    if not tally.update(labels=F("labels") + 1):
+        CampaignLabelTally.objects.create(campaign_id=campaign.pk, shard=shard, labels=1)
+    return annotation
 
 
 def _submit_sql(
     *, worker: User, item_id: int, label: object, boxes: object, duration_ms: int | None
-) -> tuple[Annotation, int]:
+) -> Annotation:
     """`_submit_orm` in two statements on PostgreSQL (see hot_sql), same checks, same order."""
     target = hot_sql.submit_target(worker=worker, item_id=item_id)
     if target is None:
@@ -116,6 +119,7 @@ def _submit_sql(
     )
     annotation = hot_sql.submit_write(
         worker=worker,
+        campaign_id=campaign.pk,
         item_id=item_id,
         assignment_id=target.assignment_id,
         value=value,
@@ -128,13 +132,4 @@ def _submit_sql(
         raise _lease_error(status, item_status=target.item_status) or Conflict(
             "your lease on this item changed; ask for the next task", code="not_leased"
         )
-    return annotation, campaign.pk
-
-
-def _count_label(campaign_id: int) -> None:
-    # A plain statement (it runs once per label, after commit): no ORM query to compile.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE labeling_campaign SET label_count = label_count + 1 WHERE id = %s",
-            [campaign_id],
-        )
+    return annotation

@@ -22,7 +22,7 @@ from django.db import connection, models
 from accounts.models import User
 from core.sql import prepared_cursor
 
-from ..models import Annotation, Assignment, AssignmentStatus, Campaign, Item
+from ..models import Annotation, Assignment, AssignmentStatus, Campaign, CampaignLabelTally, Item
 
 M = TypeVar("M", bound=models.Model)
 
@@ -196,7 +196,8 @@ FOR UPDATE OF i
 """
 _SUBMIT_LEASE = "SELECT status FROM labeling_assignment WHERE id = %s"
 # The lease is marked submitted only if it is still leased, and the label exists only if it was:
-# the write checks the lease itself, under the item's lock, on the lease's newest version.
+# the write checks the lease itself, under the item's lock, on the lease's newest version. The
+# label is counted on its item and in its worker's shard of the campaign's tally.
 _SUBMIT_WRITE = """
 WITH lease AS (
     UPDATE labeling_assignment SET status = 'submitted'
@@ -211,6 +212,10 @@ WITH lease AS (
 ), item AS (
     UPDATE labeling_item SET label_count = label_count + 1
     WHERE id = %(item)s AND EXISTS (SELECT 1 FROM lease)
+), tally AS (
+    INSERT INTO labeling_campaignlabeltally (campaign_id, shard, labels)
+    SELECT %(campaign)s, %(shard)s, 1 FROM lease
+    ON CONFLICT (campaign_id, shard) DO UPDATE SET labels = labeling_campaignlabeltally.labels + 1
 )
 SELECT id, created_at FROM ann
 """
@@ -276,13 +281,14 @@ def lease_status(*, assignment_id: int) -> str | None:
 def submit_write(
     *,
     worker: User,
+    campaign_id: int,
     item_id: int,
     assignment_id: int,
     value: dict[str, Any],
     duration_ms: int | None,
     now: datetime,
 ) -> Annotation | None:
-    """The label, its lease marked submitted, the item's label count: one statement.
+    """The label, its lease marked submitted, the item's and the campaign's counts: one statement.
 
     None if the lease was no longer leased (the caller reads why with `lease_status`).
     """
@@ -294,6 +300,8 @@ def submit_write(
             {
                 "item": item_id,
                 "worker": worker.pk,
+                "campaign": campaign_id,
+                "shard": worker.pk % CampaignLabelTally.SHARDS,
                 "assignment": assignment_id,
                 "value": json.dumps(value),
                 "label": label,

@@ -118,11 +118,12 @@ def campaign_refit_boxes(*, campaign: Campaign) -> dict[str, Any]:
     ]
     for start in range(0, len(open_items), BATCH):
         _redecide(campaign=campaign, item_ids=open_items[start : start + BATCH])
+    labels = labeling_selectors.campaign_label_count(campaign_id=campaign.pk)
     CampaignQuality.objects.filter(campaign_id=campaign.pk).update(
         method="weighted_box_fusion",
         classes=campaign.class_names,
-        labels_at_fit=campaign.label_count,
-        next_refit_at=next_refit_at(campaign.label_count),
+        labels_at_fit=labels,
+        next_refit_at=next_refit_at(labels),
     )
     return {"workers": len(skills), "open_items": len(open_items), "suspended": len(newly)}
 

@@ -295,7 +295,8 @@ def item_consensus_update(*, item_id: int) -> ItemConsensus | None:
     if decision is None:
         return consensus
     consensus_apply(consensus=consensus, decision=decision, item=item, campaign=campaign)
-    _maybe_request_refit(campaign_id=campaign.pk, labels=campaign.label_count)
+    labels = labeling_selectors.campaign_label_count(campaign_id=campaign.pk)
+    _maybe_request_refit(campaign_id=campaign.pk, labels=labels)
     return consensus
 
 

@@ -66,7 +66,7 @@ def campaign_refit(*, campaign_id: int) -> dict[str, Any] | None:
 
 def _refit_classes(*, campaign: Campaign) -> dict[str, Any] | None:
     started = time.monotonic()
-    labels_now = campaign.label_count
+    labels_now = labeling_selectors.campaign_label_count(campaign_id=campaign.pk)
     data = load_campaign(campaign=campaign)
     if data is None:
         CampaignQuality.objects.filter(campaign_id=campaign.pk).update(

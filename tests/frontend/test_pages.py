@@ -10,7 +10,7 @@ from django.test import Client
 from accounts.models import Role, User
 from frontend.views import EN_DASH, hotkey_hint, token_amount
 from labeling.models import Campaign, CampaignStatus, ImportJob, ImportKind, ImportStatus, Item
-from tests.factories import PASSWORD, CampaignFactory, UserFactory
+from tests.factories import PASSWORD, CampaignFactory, UserFactory, set_label_count
 
 pytestmark = pytest.mark.django_db
 
@@ -168,8 +168,8 @@ def test_owner_sees_the_campaign_page(requester: User) -> None:
         budget=3 * 10**18,
         item_count=40,
         completed_count=10,
-        label_count=57,
     )
+    set_label_count(campaign, 57)
     response = signed_in(requester).get(f"/campaigns/{campaign.pk}/")
     assert response.status_code == 200
     html = response.content.decode()

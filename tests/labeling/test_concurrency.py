@@ -34,6 +34,7 @@ from labeling.models import (
     ItemStatus,
     TaskType,
 )
+from labeling.selectors import campaign_label_count
 from labeling.services import leases_expire
 from quality.models import ItemConsensus
 from rewards.models import RewardEntry, RewardStatus
@@ -195,7 +196,8 @@ def assert_lease_invariants(campaign: Campaign) -> None:
     )
     # The campaign's counters agree with the rows.
     campaign.refresh_from_db()
-    assert campaign.label_count == Annotation.objects.filter(item__campaign=campaign).count()
+    labels = Annotation.objects.filter(item__campaign=campaign).count()
+    assert campaign_label_count(campaign_id=campaign.pk) == labels
     assert (
         campaign.completed_count
         == Item.objects.filter(campaign=campaign, status=ItemStatus.COMPLETE).count()

@@ -15,7 +15,15 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.authentication import TokenAuthentication
 from accounts.models import User
-from labeling.models import Annotation, Assignment, Campaign, Item, WorkerBlock
+from labeling.models import (
+    Annotation,
+    Assignment,
+    Campaign,
+    CampaignLabelTally,
+    Item,
+    WorkerBlock,
+)
+from labeling.selectors import campaign_label_count
 from labeling.services import hot_sql
 
 from ..conftest import need_service
@@ -95,6 +103,7 @@ def test_lease_and_submit_load_what_the_database_holds() -> None:
         assert target.campaign.label_schema == campaign.label_schema
         annotation = hot_sql.submit_write(
             worker=worker,
+            campaign_id=campaign.pk,
             item_id=item.pk,
             assignment_id=lease.pk,
             value={"label": "dog"},
@@ -111,6 +120,9 @@ def test_lease_and_submit_load_what_the_database_holds() -> None:
     assert annotation.created_at == stored.created_at
     assert Assignment.objects.get(pk=lease.pk).status == "submitted"
     assert Item.objects.get(pk=item.pk).label_count == 1
+    assert campaign_label_count(campaign_id=campaign.pk) == 1
+    tally = CampaignLabelTally.objects.get(campaign=campaign)
+    assert tally.shard == worker.pk % CampaignLabelTally.SHARDS
 
 
 def test_token_authentication_loads_the_user_or_refuses() -> None:
@@ -142,6 +154,7 @@ def test_submit_write_writes_nothing_unless_the_lease_is_still_leased() -> None:
     with transaction.atomic():
         written = hot_sql.submit_write(
             worker=worker,
+            campaign_id=campaign.pk,
             item_id=item.pk,
             assignment_id=lease.pk,
             value={"label": "cat"},
@@ -152,4 +165,5 @@ def test_submit_write_writes_nothing_unless_the_lease_is_still_leased() -> None:
         assert hot_sql.lease_status(assignment_id=lease.pk) == "expired"
     assert not Annotation.objects.filter(item=item).exists()
     assert Item.objects.get(pk=item.pk).label_count == 0
+    assert campaign_label_count(campaign_id=campaign.pk) == 0
     assert Assignment.objects.get(pk=lease.pk).status == "expired"

@@ -17,7 +17,7 @@ from labeling.models import (
     Item,
     TaskType,
 )
-from tests.factories import CampaignFactory, UserFactory
+from tests.factories import CampaignFactory, UserFactory, set_label_count
 
 
 def text_campaign(
@@ -139,5 +139,5 @@ def simulated_crowd(
     )
     for item in items:
         Item.objects.filter(pk=item.pk).update(label_count=per_item, slots_taken=per_item)
-    Campaign.objects.filter(pk=campaign.pk).update(label_count=len(rows))
+    set_label_count(campaign, len(rows))
     return truth

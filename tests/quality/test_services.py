@@ -14,6 +14,7 @@ from labeling.models import Campaign, Item, ItemStatus
 from quality import selectors, services
 from quality.models import CampaignQuality, ItemConsensus, WorkerSkill, WorkerStatus
 from quality.tasks import refit_due
+from tests.factories import set_label_count
 
 from .helpers import add_items, answer, simulated_crowd, text_campaign, workers
 
@@ -245,7 +246,7 @@ def test_submissions_ask_for_a_refit_once_enough_labels_arrived(settings) -> Non
     for item in items:
         for worker in crowd:
             answer(item, worker, "yes")
-    Campaign.objects.filter(pk=campaign.pk).update(label_count=8)
+    set_label_count(campaign, 8)
     services.item_consensus_update(item_id=items[0].pk)  # eager Celery: the refit runs on commit
     row = CampaignQuality.objects.get(campaign_id=campaign.pk)
     assert row.next_refit_at > 8  # claimed: later submissions do not ask again
@@ -254,7 +255,7 @@ def test_submissions_ask_for_a_refit_once_enough_labels_arrived(settings) -> Non
 def test_the_beat_refits_campaigns_with_new_labels(refitted: tuple, settings) -> None:
     campaign, *_ = refitted
     assert refit_due() == 0  # nothing new since the refit
-    Campaign.objects.filter(pk=campaign.pk).update(label_count=1000 + 50)
+    set_label_count(campaign, 1000 + 50)
     assert refit_due() == 1
 
 
