@@ -12,4 +12,4 @@ RUN DJANGO_SETTINGS_MODULE=config.settings.local python manage.py collectstatic 
 RUN useradd --create-home kyodo && mkdir -p /app/var && chown -R kyodo /app/var
 USER kyodo
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi", "-b", "0.0.0.0:8000", "-w", "4", "--threads", "4"]
+CMD ["uwsgi", "--ini", "config/uwsgi.ini", "--http11-socket", "0.0.0.0:8000"]

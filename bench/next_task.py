@@ -157,11 +157,12 @@ def start_gunicorn(
     ]  # fmt: skip
     if kind == "uwsgi":
         # uWSGI's own HTTP/1.1 parser in each worker (keep-alive), the same processes x threads.
+        # The production settings (config/uwsgi.ini), this run's port, workers and threads.
         cmd = [
-            str(BIN / "uwsgi"), "--http11-socket", f"127.0.0.1:{port}", "--chdir", str(app_dir),
-            "--pythonpath", str(app_dir), "--module", "config.wsgi:application", "--master",
-            "--processes", str(workers), "--threads", str(threads), "--thunder-lock",
-            "--die-on-term", "--need-app", "--disable-logging", "--logto", str(log),
+            str(BIN / "uwsgi"), "--ini", str(app_dir / "config" / "uwsgi.ini"),
+            "--http11-socket", f"127.0.0.1:{port}", "--chdir", str(app_dir),
+            "--pythonpath", str(app_dir), "--processes", str(workers), "--threads", str(threads),
+            "--disable-logging", "--logto", str(log),
         ]  # fmt: skip
     if access_log is not None and kind == "gunicorn":
         # %(D)s: time in the worker, microseconds, from request parsed to response written.
@@ -755,11 +756,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=float, default=5.0, help="first seconds not measured")
     parser.add_argument(
-        "--server", choices=["gunicorn", "uwsgi"], default="gunicorn",
-        help="the WSGI server (uwsgi: the pyuwsgi package, installed by hand)",
+        "--server", choices=["uwsgi", "gunicorn"], default="uwsgi",
+        help="the WSGI server: uwsgi as in production (config/uwsgi.ini), or gunicorn gthread",
     )  # fmt: skip
-    parser.add_argument("--workers", type=int, default=4, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument("--workers", type=int, default=4, help="server worker processes")
+    parser.add_argument("--threads", type=int, default=8, help="threads per server worker")
     parser.add_argument("--max-labels", type=int, default=3)
     parser.add_argument("--conn-max-age", type=int, default=600, help="DATABASE_CONN_MAX_AGE")
     parser.add_argument("--closer", choices=["sql", "none"], default="sql")
