@@ -5,7 +5,8 @@
 
 For each item count: a fresh PostgreSQL database (cloned from a migrated template), one text
 campaign with that many items and max_labels 3 (seeded by bench.seed_items), C contributors with
-API tokens, and gunicorn (gthread workers) serving config.wsgi with DEBUG off. Then
+API tokens, and the web server serving config.wsgi with DEBUG off (uWSGI with the production
+config/uwsgi.ini by default; `--server gunicorn` for gunicorn's gthread workers). Then
 `--concurrency` threads, each a simulated contributor with a keep-alive HTTP connection, loop
 GET /api/campaigns/{id}/next/ → POST /api/items/{item}/annotations/ for `--duration` seconds
 (the first `--warmup` seconds are not measured), rotating over their share of the contributors.
@@ -13,7 +14,7 @@ Afterwards the database is checked: no item over max_labels labels or slots, no 
 twice on an item, no contributor with two live leases, slots = leases + labels, label counters =
 rows, and every 201 the clients saw is a row.
 
-What is measured is the web path: the request through gunicorn, Django, DRF and PostgreSQL, up to
+What is measured is the web path: the request through the server, Kyodo and PostgreSQL, up to
 and including the enqueue of the quality task on commit (to Redis, as in production, in a database
 of the bench's own that it empties before and after; `--broker filesystem` uses the demo's folder
 broker under a bench-only KYODO_VAR_DIR). No Celery worker runs: the quality engine's
@@ -144,7 +145,7 @@ class Server:
     log: Path
 
 
-def start_gunicorn(
+def start_server(
     url: str, *, workers: int, threads: int, var_dir: Path, env_extra: dict[str, str],
     access_log: Path | None, app_dir: Path = ROOT, kind: str = "gunicorn",
 ) -> Server:  # fmt: skip
@@ -178,7 +179,7 @@ def start_gunicorn(
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {proc.returncode}; see {log}")
+            raise RuntimeError(f"{kind} exited with {proc.returncode}; see {log}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/api/campaigns/")
@@ -187,11 +188,11 @@ def start_gunicorn(
             return server
         except OSError:
             time.sleep(0.2)
-    stop_gunicorn(server)
-    raise RuntimeError("gunicorn did not answer within 60 s")
+    stop_server(server)
+    raise RuntimeError(f"{kind} did not answer within 60 s")
 
 
-def stop_gunicorn(server: Server) -> None:
+def stop_server(server: Server) -> None:
     """SIGTERM to the master by its PID (graceful), then its process group if anything is left."""
     proc = server.proc
     if proc.poll() is None:
@@ -270,11 +271,11 @@ def _children(pid: int) -> list[int]:
 
 
 class CpuProbe:
-    """CPU time spent over the measured window by gunicorn (master and workers), by the
+    """CPU time spent over the measured window by the web server (master and workers), by the
     PostgreSQL backends serving the bench database, by this client, and by the whole machine."""
 
-    def __init__(self, url: str, gunicorn_pid: int) -> None:
-        self.url, self.gunicorn_pid = url, gunicorn_pid
+    def __init__(self, url: str, server_pid: int) -> None:
+        self.url, self.server_pid = url, server_pid
         self.marks: list[dict[str, float]] = []
 
     def _machine(self) -> tuple[float, float]:
@@ -294,8 +295,8 @@ class CpuProbe:
         busy, now = self._machine()
         self.marks.append(
             {
-                "gunicorn": sum(
-                    _cpu_seconds(p) for p in [self.gunicorn_pid, *_children(self.gunicorn_pid)]
+                "server": sum(
+                    _cpu_seconds(p) for p in [self.server_pid, *_children(self.server_pid)]
                 ),
                 "postgres": sum(_cpu_seconds(p) for p in backends),
                 "client": time.process_time(),
@@ -312,7 +313,7 @@ class CpuProbe:
         wall = b["wall"] - a["wall"]
         out: dict[str, Any] = {
             f"{k}_ms_per_cycle": round((b[k] - a[k]) * 1000 / cycles, 2)
-            for k in ("gunicorn", "postgres", "client", "machine")
+            for k in ("server", "postgres", "client", "machine")
         }
         out["machine_busy_cores"] = round((b["machine"] - a["machine"]) / wall, 2)
         out["loadavg_1m"] = [round(a["loadavg"], 2), round(b["loadavg"], 2)]
@@ -679,7 +680,7 @@ def bench_one(args: argparse.Namespace, template: str, items: int) -> dict[str, 
         env_extra["REDIS_URL"] = args.redis_url
         _flush_redis(args.redis_url)
     access_log = var_dir / "access.log" if args.server_timing else None
-    server = start_gunicorn(
+    server = start_server(
         url, workers=args.workers, threads=args.threads, var_dir=var_dir, env_extra=env_extra,
         access_log=access_log, app_dir=args.app_dir, kind=args.server,
     )  # fmt: skip
@@ -690,7 +691,7 @@ def bench_one(args: argparse.Namespace, template: str, items: int) -> dict[str, 
         if closer is not None:
             closer.start()
         print(
-            f"   gunicorn pid {server.proc.pid} on :{server.port} ({args.workers} workers x "
+            f"   {args.server} pid {server.proc.pid} on :{server.port} ({args.workers} workers x "
             f"{args.threads} threads); {args.concurrency} contributors for {args.duration:.0f} s",
             flush=True,
         )
@@ -703,7 +704,7 @@ def bench_one(args: argparse.Namespace, template: str, items: int) -> dict[str, 
         if closer is not None:
             closer.stopping.set()
             closer.join(timeout=30)
-        stop_gunicorn(server)
+        stop_server(server)
         if args.broker == "redis":
             _flush_redis(args.redis_url)
     if len(probe.marks) < 2:
