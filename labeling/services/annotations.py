@@ -60,7 +60,6 @@ def assignment_get_for_update(*, worker: User, item_id: int) -> Assignment:
     return assignment
 
 
-@transaction.atomic
 def annotation_submit(
     *,
     worker: User,
@@ -69,14 +68,27 @@ def annotation_submit(
     boxes: object = None,
     duration_ms: int | None = None,
 ) -> Annotation:
-    submit = _submit_sql if connection.vendor == "postgresql" else _submit_orm
-    annotation = submit(
-        worker=worker, item_id=item_id, label=label, boxes=boxes, duration_ms=duration_ms
-    )
+    """Store the worker's label on an item leased to them; its quality update runs on commit.
+
+    On PostgreSQL every write is one statement (`_submit_sql`), atomic by itself, so no
+    transaction is opened around it: in autocommit the statement commits itself, a BEGIN and a
+    COMMIT round trip fewer per label (bench/README.md, "Next task"). Inside a caller's
+    transaction it is part of that one.
+    """
+    if connection.vendor == "postgresql":
+        annotation = _submit_sql(
+            worker=worker, item_id=item_id, label=label, boxes=boxes, duration_ms=duration_ms
+        )
+    else:
+        annotation = _submit_orm(
+            worker=worker, item_id=item_id, label=label, boxes=boxes, duration_ms=duration_ms
+        )
+    # Outside a transaction Django runs this at once: the write has committed.
     enqueue_on_commit("quality.update_item", item_id)
     return annotation
 
 
+@transaction.atomic
 def _submit_orm(
     *, worker: User, item_id: int, label: object, boxes: object, duration_ms: int | None
 ) -> Annotation:
@@ -106,7 +118,8 @@ def _submit_orm(
 def _submit_sql(
     *, worker: User, item_id: int, label: object, boxes: object, duration_ms: int | None
 ) -> Annotation:
-    """`_submit_orm` in two statements on PostgreSQL (see hot_sql), same checks, same order."""
+    """`_submit_orm` on PostgreSQL (see hot_sql): a read, then one write statement that locks
+    the item and re-checks the lease; same checks, same lock order."""
     target = hot_sql.submit_target(worker=worker, item_id=item_id)
     if target is None:
         raise NotFound(f"item {item_id} does not exist", code="item_not_found")
@@ -127,9 +140,9 @@ def _submit_sql(
         now=timezone.now(),
     )
     if annotation is None:
-        # The lease moved on while this waited for the item: say what it is now.
-        status = hot_sql.lease_status(assignment_id=target.assignment_id)
-        raise _lease_error(status, item_status=target.item_status) or Conflict(
+        # The lease moved on since the read (the item may have closed): say what they are now.
+        now = hot_sql.submit_target(worker=worker, item_id=item_id) or target
+        raise _lease_error(now.assignment_status, item_status=now.item_status) or Conflict(
             "your lease on this item changed; ask for the next task", code="not_leased"
         )
     return annotation

@@ -7,8 +7,9 @@ statements here keep exactly their invariants and lock order, and the same test 
 against both (PostgreSQL in CI).
 
 Lock order, as every writer of an item and its leases: the item row first, then its leases.
-A lease takes the worker's advisory lock first (one lease transaction per worker at a time).
-Must run inside a transaction (`transaction.atomic`).
+A lease takes the worker's advisory lock first (one lease transaction per worker at a time) and
+must run inside a transaction (`transaction.atomic`). A submission is one write statement, atomic
+on its own: in autocommit it is its own transaction (no BEGIN or COMMIT round trip).
 """
 
 from __future__ import annotations
@@ -192,16 +193,19 @@ FROM labeling_item i
 JOIN labeling_campaign c ON c.id = i.campaign_id
 LEFT JOIN labeling_assignment a ON a.item_id = i.id AND a.worker_id = %s
 WHERE i.id = %s
-FOR UPDATE OF i
 """
-_SUBMIT_LEASE = "SELECT status FROM labeling_assignment WHERE id = %s"
+# The item row is locked first (lock order): `EXISTS (SELECT 1 FROM locked)` is uncorrelated, so
+# PostgreSQL evaluates it once, as a one-time filter, before the lease UPDATE scans for its row.
 # The lease is marked submitted only if it is still leased, and the label exists only if it was:
-# the write checks the lease itself, under the item's lock, on the lease's newest version. The
-# label is counted on its item and in its worker's shard of the campaign's tally.
+# the UPDATE re-checks the lease on its newest version (READ COMMITTED re-evaluates a row changed
+# since the statement's snapshot). The label is counted on its item and in its worker's shard of
+# the campaign's tally.
 _SUBMIT_WRITE = """
-WITH lease AS (
+WITH locked AS (
+    SELECT id FROM labeling_item WHERE id = %(item)s FOR UPDATE
+), lease AS (
     UPDATE labeling_assignment SET status = 'submitted'
-    WHERE id = %(assignment)s AND status = 'leased'
+    WHERE id = %(assignment)s AND status = 'leased' AND EXISTS (SELECT 1 FROM locked)
     RETURNING id
 ), ann AS (
     INSERT INTO labeling_annotation (item_id, worker_id, assignment_id, value, label, duration_ms,
@@ -222,7 +226,7 @@ SELECT id, created_at FROM ann
 
 
 class SubmitTarget:
-    """What a submission needs to know, read with the item's row lock."""
+    """What a submission needs to know, read without locks (`submit_write` re-checks the lease)."""
 
     __slots__ = ("assignment_id", "assignment_status", "campaign", "item_status")
 
@@ -241,11 +245,10 @@ class SubmitTarget:
 
 
 def submit_target(*, worker: User, item_id: int) -> SubmitTarget | None:
-    """Lock the item; read its campaign and the worker's lease on it. None: no such item.
+    """The item's status, its campaign and the worker's lease on it. None: no such item.
 
-    One statement, so the lease is read as of its start: if this waited for the item's lock, the
-    lease may have moved on meanwhile. Only "leased" can be out of date (a lease never goes back
-    to it), and `submit_write` re-checks exactly that.
+    Read without locks: the lease may move on before the write. Only "leased" can be out of date
+    (a lease never goes back to it), and `submit_write` re-checks exactly that.
     """
     with prepared_cursor() as cursor:
         cursor.execute(_SUBMIT_TARGET, [worker.pk, item_id])
@@ -270,14 +273,6 @@ def submit_target(*, worker: User, item_id: int) -> SubmitTarget | None:
     )
 
 
-def lease_status(*, assignment_id: int) -> str | None:
-    """The lease's status now (a statement of its own: what committed until now)."""
-    with prepared_cursor() as cursor:
-        cursor.execute(_SUBMIT_LEASE, [assignment_id])
-        row = cursor.fetchone()
-    return row[0] if row else None
-
-
 def submit_write(
     *,
     worker: User,
@@ -288,9 +283,10 @@ def submit_write(
     duration_ms: int | None,
     now: datetime,
 ) -> Annotation | None:
-    """The label, its lease marked submitted, the item's and the campaign's counts: one statement.
+    """The label, its lease marked submitted, the item's and the campaign's counts: one statement,
+    which locks the item first.
 
-    None if the lease was no longer leased (the caller reads why with `lease_status`).
+    None if the lease was no longer leased (the caller reads why with `submit_target`).
     """
     label = value.get("label", "")
     label = label if isinstance(label, str) else ""

@@ -11,6 +11,7 @@ those paths are contended too.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -417,3 +418,43 @@ def test_expiry_sweep_races_submissions_without_losing_or_doubling_a_slot() -> N
         sum(Item.objects.filter(campaign=campaign).values_list("slots_taken", flat=True))
         == submitted
     )
+
+
+def test_submit_waits_for_the_item_lock_and_rechecks_the_lease() -> None:
+    """The submit's one write statement locks the item before it touches the lease (the lock
+    order of every writer), and re-checks the lease once it has the lock: a lease expired by the
+    holder of the item's lock meanwhile gets no label, and the answer says why."""
+    campaign = make_campaign(n_items=1, min_labels=3, max_labels=3)
+    ((_user, client),) = contributors(1)
+    task = client.get(f"/api/campaigns/{campaign.pk}/next/")
+    assert task.status_code == 200
+    item_id = task.json()["item_id"]
+    locked, release = threading.Event(), threading.Event()
+    answers: list[Any] = []
+
+    def body(i: int) -> None:
+        if i == 0:  # another writer of the item: takes its row lock, expires the lease, commits
+            with transaction.atomic():
+                list(Item.objects.select_for_update().filter(pk=item_id).values_list("pk"))
+                locked.set()
+                assert release.wait(timeout=30)
+                Assignment.objects.filter(item_id=item_id).update(status=AssignmentStatus.EXPIRED)
+        elif i == 1:  # the contributor's submit, sent while the item is locked
+            assert locked.wait(timeout=30)
+            answers.append(
+                client.post(f"/api/items/{item_id}/annotations/", {"label": "cat"}, format="json")
+            )
+        else:  # lets the writer commit once the submit has had time to reach the database
+            assert locked.wait(timeout=30)
+            time.sleep(0.5)
+            assert answers == [], "the submit did not wait for the item's lock"
+            release.set()
+
+    errors = run_together(3, body)
+    assert errors == []
+    assert len(answers) == 1
+    assert answers[0].status_code == 409, answers[0].content
+    assert answers[0].json()["error"]["code"] == "lease_expired"
+    assert not Annotation.objects.filter(item_id=item_id).exists()
+    assert Item.objects.get(pk=item_id).label_count == 0
+    assert campaign_label_count(campaign_id=campaign.pk) == 0

@@ -162,7 +162,9 @@ def test_submit_write_writes_nothing_unless_the_lease_is_still_leased() -> None:
             now=timezone.now(),
         )
         assert written is None
-        assert hot_sql.lease_status(assignment_id=lease.pk) == "expired"
+        target = hot_sql.submit_target(worker=worker, item_id=item.pk)
+        assert target is not None
+        assert target.assignment_status == "expired"
     assert not Annotation.objects.filter(item=item).exists()
     assert Item.objects.get(pk=item.pk).label_count == 0
     assert campaign_label_count(campaign_id=campaign.pk) == 0
