@@ -20,13 +20,22 @@ from core.sql import prepared_cursor
 from .models import User
 
 _USER_FIELDS = [field.attname for field in User._meta.concrete_fields]
-# Names from the model, the key a parameter.
-_USER_SQL = (
-    "SELECT "  # noqa: S608
-    + ", ".join(f'u."{field.column}"' for field in User._meta.concrete_fields)
-    + f' FROM "{User._meta.db_table}" u JOIN "{Token._meta.db_table}" t ON t.user_id = u.id'
-    + " WHERE t.key = %s"
+# The token's user, as SQL other hot-path statements can join to (names from the models, the key a
+# parameter): `SELECT {USER_COLUMNS}, … {TOKEN_USER_FROM} … WHERE t.key = %s`, the user's columns
+# first; `user_from_row` makes the user of them.
+USER_COLUMNS = ", ".join(f'u."{field.column}"' for field in User._meta.concrete_fields)
+TOKEN_USER_FROM = (
+    f'FROM "{Token._meta.db_table}" t JOIN "{User._meta.db_table}" u ON u.id = t.user_id'
 )
+_USER_SQL = f"SELECT {USER_COLUMNS} {TOKEN_USER_FROM} WHERE t.key = %s"
+
+
+def user_from_row(row: tuple[Any, ...] | list[Any]) -> User:
+    """The token's user from a row that starts with USER_COLUMNS; 401 if inactive (DRF's rule)."""
+    user = User.from_db(connection.alias, _USER_FIELDS, list(row[: len(_USER_FIELDS)]))
+    if not user.is_active:
+        raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+    return user
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
@@ -38,8 +47,6 @@ class TokenAuthentication(authentication.TokenAuthentication):
             row = cursor.fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
-        user = User.from_db(connection.alias, _USER_FIELDS, row)
-        if not user.is_active:
-            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+        user = user_from_row(row)
         # Token's fields in model order: key, user, created (deferred).
         return user, Token.from_db(connection.alias, ["key", "user_id"], [key, user.pk])

@@ -17,6 +17,9 @@ call again and answers with its usual error. Any other exception is not retried 
 the commit, from an on-commit hook): it propagates, a 500 as Django would give. The answers are the
 API views' answers, byte for byte and header for header (tests/labeling/test_fast_lane.py).
 
+On PostgreSQL the token's user is read in the same statement as each call's first read (the
+campaign for next, the item and lease for submit): one round trip fewer per call, same rules.
+
 Off with KYODO_FAST_LANE=0.
 """
 
@@ -32,6 +35,7 @@ from django.conf import settings
 from django.core import signals
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.http import Http404
 from django.http.request import split_domain_port, validate_host
 from rest_framework.exceptions import APIException
@@ -44,6 +48,7 @@ from core.errors import ApplicationError
 
 from . import selectors, services
 from .apis import _ANNOTATION_OUTPUT, _TASK_OUTPUT, AnnotationCreateApi
+from .services import hot_sql
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -134,10 +139,28 @@ class FastLane:
             raise _Skip("not a user")
         return user
 
-    def _next(self, environ: dict[str, Any], key: str, campaign_id: int) -> Answer:
-        worker = self._user(key)
+    def _token_read(self, read: Callable[[], tuple[User, Any] | None]) -> tuple[User, Any]:
+        """The token's user and the call's first read, made in one statement (PostgreSQL)."""
         try:
-            assignment = services.task_lease_next_in(campaign_id=campaign_id, worker=worker)
+            found = read()
+        except Exception as exc:  # an inactive user: Django's 401
+            raise _Skip("authentication failed") from exc
+        if found is None:
+            raise _Skip("authentication failed")
+        return found
+
+    def _next(self, environ: dict[str, Any], key: str, campaign_id: int) -> Answer:
+        try:
+            if connection.vendor == "postgresql":
+                worker, found = self._token_read(
+                    lambda: hot_sql.token_campaign_for_lease(key=key, campaign_id=campaign_id)
+                )
+                assignment = services.task_lease_next_read(
+                    campaign_id=campaign_id, worker=worker, found=found
+                )
+            else:
+                worker = self._user(key)
+                assignment = services.task_lease_next_in(campaign_id=campaign_id, worker=worker)
         except CLIENT_ERRORS as exc:  # Django's to answer (see the module)
             raise _Skip("an error") from exc
         if assignment is None:
@@ -155,9 +178,17 @@ class FastLane:
             fields = _ANNOTATION_INPUT.run_validation(data)
         except InputError as exc:
             raise _Skip("invalid input") from exc
-        worker = self._user(key)
+        target = None
+        if connection.vendor == "postgresql":
+            worker, target = self._token_read(
+                lambda: hot_sql.token_submit_target(key=key, item_id=item_id)
+            )
+        else:
+            worker = self._user(key)
         try:
-            annotation = services.annotation_submit(worker=worker, item_id=item_id, **fields)
+            annotation = services.annotation_submit(
+                worker=worker, item_id=item_id, target=target, **fields
+            )
         except CLIENT_ERRORS as exc:  # nothing was written: the transaction rolled back
             raise _Skip("an error") from exc
         return "201 Created", _RENDERER.render(_ANNOTATION_OUTPUT.to_representation(annotation))

@@ -6,7 +6,7 @@ from .campaigns import campaign_create, campaign_set_status
 from .imports import import_job_create, import_job_run
 from .ingest import UploadResult, items_upload
 from .items import item_complete, item_set_priority, items_set_priority
-from .leases import leases_expire, task_lease_next, task_lease_next_in
+from .leases import leases_expire, task_lease_next, task_lease_next_in, task_lease_next_read
 
 __all__ = [
     "UploadResult",
@@ -22,6 +22,7 @@ __all__ = [
     "leases_expire",
     "task_lease_next",
     "task_lease_next_in",
+    "task_lease_next_read",
     "worker_block",
     "worker_blocked_error",
     "worker_unblock",

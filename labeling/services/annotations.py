@@ -67,8 +67,12 @@ def annotation_submit(
     label: object = None,
     boxes: object = None,
     duration_ms: int | None = None,
+    target: hot_sql.SubmitTarget | None = None,
 ) -> Annotation:
     """Store the worker's label on an item leased to them; its quality update runs on commit.
+
+    `target`: on PostgreSQL, the submit's read when the caller made it already (the fast lane,
+    together with the token's user); None: read it here.
 
     On PostgreSQL every write is one statement (`_submit_sql`), atomic by itself, so no
     transaction is opened around it: in autocommit the statement commits itself, a BEGIN and a
@@ -77,7 +81,12 @@ def annotation_submit(
     """
     if connection.vendor == "postgresql":
         annotation = _submit_sql(
-            worker=worker, item_id=item_id, label=label, boxes=boxes, duration_ms=duration_ms
+            worker=worker,
+            item_id=item_id,
+            label=label,
+            boxes=boxes,
+            duration_ms=duration_ms,
+            target=target or hot_sql.submit_target(worker=worker, item_id=item_id),
         )
     else:
         annotation = _submit_orm(
@@ -116,11 +125,16 @@ def _submit_orm(
 
 
 def _submit_sql(
-    *, worker: User, item_id: int, label: object, boxes: object, duration_ms: int | None
+    *,
+    worker: User,
+    item_id: int,
+    label: object,
+    boxes: object,
+    duration_ms: int | None,
+    target: hot_sql.SubmitTarget | None,
 ) -> Annotation:
     """`_submit_orm` on PostgreSQL (see hot_sql): a read, then one write statement that locks
     the item and re-checks the lease; same checks, same lock order."""
-    target = hot_sql.submit_target(worker=worker, item_id=item_id)
     if target is None:
         raise NotFound(f"item {item_id} does not exist", code="item_not_found")
     error = _lease_error(target.assignment_status, item_status=target.item_status)

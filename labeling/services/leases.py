@@ -117,6 +117,14 @@ def task_lease_next_in(*, campaign_id: int, worker: User) -> Assignment | None:
     found = None
     if connection.vendor == "postgresql":
         found = hot_sql.campaign_for_lease(campaign_id=campaign_id, worker_id=worker.pk)
+    return task_lease_next_read(campaign_id=campaign_id, worker=worker, found=found)
+
+
+def task_lease_next_read(
+    *, campaign_id: int, worker: User, found: hot_sql.CampaignRead
+) -> Assignment | None:
+    """`task_lease_next_in` with the campaign already read by the caller (`hot_sql`'s read, as
+    the fast lane makes it together with the token's user)."""
     if found is None or not found[0].is_open_to(worker):
         campaign = campaign_get_for(user=worker, campaign_id=campaign_id)
         return task_lease_next(campaign=campaign, worker=worker)

@@ -169,3 +169,54 @@ def test_submit_write_writes_nothing_unless_the_lease_is_still_leased() -> None:
     assert Item.objects.get(pk=item.pk).label_count == 0
     assert campaign_label_count(campaign_id=campaign.pk) == 0
     assert Assignment.objects.get(pk=lease.pk).status == "expired"
+
+
+def test_token_reads_load_the_user_with_the_campaign_or_the_item() -> None:
+    """The fast lane's first read of each call: the token's user (as token auth loads it) and
+    the same campaign or submit target as the reads without a token; None for an unknown key."""
+    campaign = CampaignFactory.create(budget=10**18)
+    item = Item.objects.create(campaign=campaign, cid="bafkreitoken", media_type="image/png")
+    worker = UserFactory.create(display_name="Ann")
+    token = Token.objects.create(user=worker)
+    lease = Assignment.objects.create(
+        item=item, worker=worker, campaign=campaign, leased_until=timezone.now()
+    )
+    WorkerBlock.objects.create(campaign=campaign, worker=worker, reason="spam")
+    fresh = User.objects.get(pk=worker.pk)
+    user_fields = [f.attname for f in User._meta.concrete_fields]
+
+    found = hot_sql.token_campaign_for_lease(key=token.key, campaign_id=campaign.pk)
+    assert found is not None
+    user, read = found
+    _same_fields(user, fresh, user_fields)
+    assert read is not None
+    _same_fields(read[0], Campaign.objects.get(pk=campaign.pk), hot_sql._CAMPAIGN_FIELDS)
+    assert read[1] == "spam"
+    missing = hot_sql.token_campaign_for_lease(key=token.key, campaign_id=campaign.pk + 999)
+    assert missing is not None
+    assert missing[0].pk == worker.pk
+    assert missing[1] is None
+
+    found_target = hot_sql.token_submit_target(key=token.key, item_id=item.pk)
+    assert found_target is not None
+    user, target = found_target
+    _same_fields(user, fresh, user_fields)
+    assert target is not None
+    assert (target.item_status, target.assignment_id, target.assignment_status) == (
+        "open",
+        lease.pk,
+        "leased",
+    )
+    assert target.campaign.pk == campaign.pk
+    assert target.campaign.label_schema == campaign.label_schema
+    no_item = hot_sql.token_submit_target(key=token.key, item_id=item.pk + 999)
+    assert no_item is not None
+    assert no_item[1] is None
+
+    assert hot_sql.token_campaign_for_lease(key="0" * 40, campaign_id=campaign.pk) is None
+    assert hot_sql.token_submit_target(key="0" * 40, item_id=item.pk) is None
+    User.objects.filter(pk=worker.pk).update(is_active=False)
+    with pytest.raises(AuthenticationFailed, match="inactive"):
+        hot_sql.token_submit_target(key=token.key, item_id=item.pk)
+    with pytest.raises(AuthenticationFailed, match="inactive"):
+        hot_sql.token_campaign_for_lease(key=token.key, campaign_id=campaign.pk)
