@@ -11,8 +11,9 @@ serves exactly those two calls, through the same services and serializers as the
 and only when they succeed, for a client with `Authorization: Token <key>` that accepts JSON and
 sends a JSON body. Everything else goes to Django unchanged: other calls, the browser (session
 and CSRF), and every error a client can act on (a service's ApplicationError, a bad token or
-body). Such an error is raised before anything commits (each service call is one transaction,
-rolled back on error; next-task's reclaim of expired leases is fine to repeat), so Django runs the
+body). Such an error is raised before anything commits (a lease is one transaction, rolled back
+on error; a submit's one write statement writes nothing when it refuses; next-task's reclaim of
+expired leases is fine to repeat), so Django runs the
 call again and answers with its usual error. Any other exception is not retried (it may come after
 the commit, from an on-commit hook): it propagates, a 500 as Django would give. The answers are the
 API views' answers, byte for byte and header for header (tests/labeling/test_fast_lane.py).
