@@ -39,7 +39,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.http import Http404
 from django.http.request import split_domain_port, validate_host
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, AuthenticationFailed
 from rest_framework.exceptions import ValidationError as InputError
 from rest_framework.renderers import JSONRenderer
 
@@ -144,7 +144,7 @@ class FastLane:
         """The token's user and the call's first read, made in one statement (PostgreSQL)."""
         try:
             found = read()
-        except Exception as exc:  # an inactive user: Django's 401
+        except AuthenticationFailed as exc:  # an inactive user: Django's 401
             raise _Skip("authentication failed") from exc
         if found is None:
             raise _Skip("authentication failed")
@@ -190,7 +190,7 @@ class FastLane:
             annotation = services.annotation_submit(
                 worker=worker, item_id=item_id, target=target, **fields
             )
-        except CLIENT_ERRORS as exc:  # nothing was written: the transaction rolled back
+        except CLIENT_ERRORS as exc:  # nothing was written (see the module)
             raise _Skip("an error") from exc
         return "201 Created", _RENDERER.render(_ANNOTATION_OUTPUT.to_representation(annotation))
 

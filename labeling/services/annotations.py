@@ -155,8 +155,8 @@ def _submit_sql(
     )
     if annotation is None:
         # The lease moved on since the read (the item may have closed): say what they are now.
-        now = hot_sql.submit_target(worker=worker, item_id=item_id) or target
-        raise _lease_error(now.assignment_status, item_status=now.item_status) or Conflict(
+        current = hot_sql.submit_target(worker=worker, item_id=item_id) or target
+        raise _lease_error(current.assignment_status, item_status=current.item_status) or Conflict(
             "your lease on this item changed; ask for the next task", code="not_leased"
         )
     return annotation

@@ -188,6 +188,7 @@ def test_nothing_left_is_a_204_from_the_fast_lane(
     ("case", "status"),
     [
         ("bad token", 401),
+        ("inactive user", 401),
         ("unknown class", 400),
         ("unknown field", 400),
         ("malformed JSON", 400),
@@ -204,7 +205,7 @@ def test_nothing_left_is_a_204_from_the_fast_lane(
 def test_everything_else_is_django_s_answer(
     setup: tuple[Campaign, User, str, list[Item]], case: str, status: int
 ) -> None:
-    campaign, _worker, token, items = setup
+    campaign, worker, token, items = setup
     spy = Spy()
     lane = FastLane(spy)
     leased = json.loads(call(spy.app, "GET", f"/api/campaigns/{campaign.pk}/next/", token=token)[2])
@@ -214,6 +215,8 @@ def test_everything_else_is_django_s_answer(
     kwargs: dict[str, Any] = {"token": token, "body": _label("cat")}
     if case == "bad token":
         kwargs["token"] = "0" * 40
+    elif case == "inactive user":
+        User.objects.filter(pk=worker.pk).update(is_active=False)
     elif case == "unknown class":
         kwargs["body"] = _label("horse")
     elif case == "unknown field":
