@@ -136,14 +136,25 @@ def token_campaign_for_lease(*, key: str, campaign_id: int) -> tuple[User, Campa
 
     None: no such token. Raises AuthenticationFailed for an inactive user, as token auth does.
     """
+    found = _with_token_user(_TOKEN_CAMPAIGN_FOR_LEASE, [campaign_id, key])
+    if found is None:
+        return None
+    user, rest = found
+    return user, None if rest[0] is None else _campaign_read(rest)
+
+
+_USER_COLUMN_COUNT = len(User._meta.concrete_fields)
+
+
+def _with_token_user(sql: str, params: list[Any]) -> tuple[User, tuple[Any, ...]] | None:
+    """Run a statement whose row starts with the token's user (USER_COLUMNS): the user, and the
+    rest of the row. None: no such token."""
     with prepared_cursor() as cursor:
-        cursor.execute(_TOKEN_CAMPAIGN_FOR_LEASE, [campaign_id, key])
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
-    user = user_from_row(row)
-    rest = row[len(User._meta.concrete_fields) :]
-    return user, None if rest[0] is None else _campaign_read(rest)
+    return user_from_row(row), row[_USER_COLUMN_COUNT:]
 
 
 def _campaign_read(row: tuple[Any, ...]) -> tuple[Campaign, str | None]:
@@ -303,13 +314,10 @@ def token_submit_target(*, key: str, item_id: int) -> tuple[User, SubmitTarget |
 
     None: no such token. Raises AuthenticationFailed for an inactive user, as token auth does.
     """
-    with prepared_cursor() as cursor:
-        cursor.execute(_TOKEN_SUBMIT_TARGET, [item_id, key])
-        row = cursor.fetchone()
-    if row is None:
+    found = _with_token_user(_TOKEN_SUBMIT_TARGET, [item_id, key])
+    if found is None:
         return None
-    user = user_from_row(row)
-    rest = row[len(User._meta.concrete_fields) :]
+    user, rest = found
     return user, None if rest[0] is None else _submit_target(rest)
 
 
