@@ -1,24 +1,26 @@
-"""EXPLAIN ANALYZE of next-task's lease statement as the app runs it: prepared, with the generic
-plan PostgreSQL settles on after five runs (core/sql.py), for the contributor with the most
-labels, in a transaction that is rolled back.
+"""EXPLAIN ANALYZE of next-task's lease as the app runs it: the statements inside the lease
+function (migration labeling 0007), with the generic plans PL/pgSQL settles on after five runs,
+for the contributor with the most labels, in a transaction that is rolled back.
 
     DATABASE_URL=postgresql://... .venv/bin/python -m bench.explain_lease CAMPAIGN_ID [--gold]
 
-bench/next_task.py runs it with `--explain`.
+The plans come from auto_explain (`log_nested_statements`), sent to this client as LOG
+messages; loading it needs a superuser, as the bench's local database has. bench/next_task.py
+runs this with `--explain`.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 from datetime import timedelta
+from typing import Any
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("campaign_id", type=int)
-    parser.add_argument("--gold", action="store_true", help="the gold queue's statement")
+    parser.add_argument("--gold", action="store_true", help="ask for the gold queue first")
     args = parser.parse_args()
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     import django
@@ -28,16 +30,10 @@ def main() -> None:
     from django.utils import timezone
 
     from labeling.models import Campaign
-    from labeling.services.hot_sql import _LEASE_SQL
+    from labeling.services.leases import _LEASE_LOCK_CLASS, _affordable
 
     campaign = Campaign.objects.get(pk=args.campaign_id)
-    now = timezone.now()
-    names = ["worker", "campaign", "now", "until", "max_labels"]
-    types = ["bigint", "bigint", "timestamptz", "timestamptz", "integer"]
-    sql = _LEASE_SQL[(args.gold, True)]
-    for number, name in enumerate(names, start=1):
-        sql = sql.replace(f"%({name})s", f"${number}")
-    assert not re.search(r"%\(\w+\)s", sql), "a parameter was left unnamed"
+    plans: list[str] = []
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT worker_id FROM labeling_assignment WHERE campaign_id = %s "
@@ -46,17 +42,46 @@ def main() -> None:
         )
         row = cursor.fetchone()
         worker = row[0] if row else 0
-        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        cursor.execute(f"PREPARE bench_lease ({', '.join(types)}) AS {sql}")
-        values = [worker, campaign.pk, now, now + timedelta(minutes=5), campaign.max_labels]
+        # A live lease would be the answer, and the queue scans would not run.
         cursor.execute(
-            "EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_lease (%s, %s, %s, %s, %s)", values
+            "UPDATE labeling_assignment SET leased_until = now() - interval '1 second' "
+            "WHERE worker_id = %s AND status = 'leased'",
+            [worker],
         )
-        plan = [r[0] for r in cursor.fetchall()]
-        cursor.execute("DEALLOCATE bench_lease")
+        cursor.execute("LOAD 'auto_explain'")
+        for setting in (
+            "plan_cache_mode = force_generic_plan",
+            "auto_explain.log_min_duration = 0",
+            "auto_explain.log_analyze = on",
+            "auto_explain.log_buffers = on",
+            "auto_explain.log_nested_statements = on",
+            "client_min_messages = log",
+        ):
+            cursor.execute(f"SET LOCAL {setting}")
+
+        def collect(diagnostic: Any) -> None:
+            if "plan:" in (diagnostic.message_primary or ""):
+                plans.append(diagnostic.message_primary)
+
+        connection.connection.add_notice_handler(collect)
+        now = timezone.now()
+        cursor.execute(
+            "SELECT lease_id FROM labeling_lease_next(%s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                _LEASE_LOCK_CLASS,
+                worker,
+                campaign.pk,
+                args.gold,
+                now,
+                now + timedelta(minutes=5),
+                campaign.max_labels,
+                _affordable(campaign),
+            ],
+        )
+        connection.connection.remove_notice_handler(collect)
         transaction.set_rollback(True)
-    print(f"-- generic plan, worker {worker}, campaign {campaign.pk}")
-    print("\n".join(plan))
+    print(f"-- lease function's statements, generic plans, worker {worker}, campaign {campaign.pk}")
+    print("\n\n".join(plans))
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ statements here keep exactly their invariants and lock order, and the same test 
 against both (PostgreSQL in CI).
 
 Lock order, as every writer of an item and its leases: the item row first, then its leases.
-A lease takes the worker's advisory lock first (one lease transaction per worker at a time) and
-must run inside a transaction (`transaction.atomic`). A submission is one write statement, atomic
-on its own: in autocommit it is its own transaction (no BEGIN or COMMIT round trip).
+A lease is one call of a PL/pgSQL function (migration labeling 0007), which takes the worker's
+advisory lock first (one lease per worker at a time); a submission is one write statement. Each
+is atomic on its own: in autocommit it is its own transaction (no BEGIN or COMMIT round trip).
 """
 
 from __future__ import annotations
@@ -34,55 +34,6 @@ def _loaded(model: type[M], values: dict[str, Any]) -> M:
     access). `from_db` wants the values in the model's field order, whatever the names' order."""
     names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
     return model.from_db(connection.alias, names, [values[name] for name in names])
-
-
-_LEASE = """
-WITH live AS (
-    SELECT a.id, a.item_id, a.leased_until FROM labeling_assignment a
-    WHERE a.worker_id = %(worker)s AND a.campaign_id = %(campaign)s
-      AND a.status = 'leased' AND a.leased_until > %(now)s
-    ORDER BY a.id LIMIT 1
-), pick AS (
-    SELECT i.id FROM labeling_item i
-    WHERE NOT EXISTS (SELECT 1 FROM live)
-      AND i.campaign_id = %(campaign)s AND i.status = 'open' AND {queue}
-      AND NOT EXISTS (
-          SELECT 1 FROM labeling_assignment x WHERE x.item_id = i.id AND x.worker_id = %(worker)s
-      )
-    ORDER BY {order} LIMIT 1
-    FOR UPDATE OF i {skip_locked}
-), slot AS (
-    UPDATE labeling_item i SET slots_taken = i.slots_taken + 1
-    FROM pick WHERE i.id = pick.id AND i.status = 'open' AND {queue}
-    RETURNING i.id
-), new AS (
-    INSERT INTO labeling_assignment (item_id, worker_id, campaign_id, status, leased_until,
-                                     created_at)
-    SELECT slot.id, %(worker)s, %(campaign)s, 'leased', %(until)s, %(now)s FROM slot
-    RETURNING id, item_id, leased_until
-), lease AS (
-    SELECT id, item_id, leased_until, false AS is_new FROM live
-    UNION ALL
-    SELECT id, item_id, leased_until, true FROM new
-)
-SELECT lease.id, lease.item_id, lease.leased_until, lease.is_new, i.cid, i.media_type, i.text
-FROM lease JOIN labeling_item i ON i.id = lease.item_id
-"""
-# Gold items: known answers, no slot limit, served in id order. The rest: at most `max_labels`
-# slots each, least certain (lowest priority value) first.
-_QUEUES = {
-    True: ("i.gold_label <> ''", "i.id"),
-    False: ("i.gold_label = '' AND i.slots_taken < %(max_labels)s", "i.priority, i.id"),
-}
-_LEASE_SQL = {
-    (gold, skip): _LEASE.format(
-        queue=_QUEUES[gold][0],
-        order=_QUEUES[gold][1],
-        skip_locked="SKIP LOCKED" if skip else "",
-    )
-    for gold in (True, False)
-    for skip in (True, False)
-}
 
 
 _CAMPAIGN_FIELDS = [
@@ -169,37 +120,44 @@ def _campaign_read(row: tuple[Any, ...]) -> tuple[Campaign, str | None]:
     return campaign, (reason or "") if blocked else None
 
 
-def lock_worker(*, lock_class: int, worker_id: int) -> None:
-    with prepared_cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s::int4, %s::int4)", [lock_class, worker_id & 0x7FFFFFFF]
-        )
+# The lease is a PL/pgSQL function (migration labeling 0007: its steps, and why one call): one
+# round trip, and in autocommit its own transaction.
+_LEASE_NEXT = """
+SELECT * FROM labeling_lease_next(%s::int4, %s::int8, %s::int8, %s::bool, %s::timestamptz,
+                                  %s::timestamptz, %s::int4, %s::numeric)
+"""
+# What the function raises when a new lease would overspend the campaign's budget.
+BUDGET_EXHAUSTED = "KY001"
 
 
-def lease_pick(
+def lease_next(
     *,
+    lock_class: int,
     campaign: Campaign,
     worker: User,
-    gold: bool,
+    gold_first: bool,
+    affordable: int | None,
     now: datetime,
     until: datetime,
-    skip_locked: bool,
 ) -> tuple[Assignment, bool] | None:
-    """(the worker's live lease, False) or (a new lease on the head of the queue, True), or None.
+    """(the worker's live lease, False) or (a new lease on the head of a queue, True), or None
+    when nothing is free. `affordable`: the labels a budgeted campaign pays for (None: no budget).
 
-    The caller holds the worker's advisory lock. The head of the queue is locked `FOR UPDATE`
-    (`SKIP LOCKED` when asked), so the slot UPDATE in the same statement sees the row as locked:
-    its conditions were re-checked on the newest version when the lock was granted.
+    Raises Django's DatabaseError with SQLSTATE `BUDGET_EXHAUSTED` when the budget is spoken for,
+    and IntegrityError if (item, worker) exists already; either way nothing was written.
     """
-    params: dict[str, Any] = {
-        "worker": worker.pk,
-        "campaign": campaign.pk,
-        "now": now,
-        "until": until,
-        "max_labels": campaign.max_labels,
-    }
+    params = [
+        lock_class,
+        worker.pk,
+        campaign.pk,
+        gold_first,
+        now,
+        until,
+        campaign.max_labels,
+        affordable,
+    ]
     with prepared_cursor() as cursor:
-        cursor.execute(_LEASE_SQL[(gold, skip_locked)], params)
+        cursor.execute(_LEASE_NEXT, params)
         row = cursor.fetchone()
     if row is None:
         return None

@@ -17,7 +17,7 @@ import random
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef
 from django.utils import timezone
 
@@ -59,7 +59,7 @@ def _pick_candidate(*, campaign: Campaign, worker: User, gold: bool) -> Item | N
     Two queues: gold items (known answers, never closed, no slot limit) in id order, and the
     rest in priority order with at most `max_labels` slots each. (SQLite's path: its
     transactions begin IMMEDIATE, so they are serialized and need no row locks; PostgreSQL's
-    scan, with SKIP LOCKED, is hot_sql's.)
+    scan, with SKIP LOCKED, is the lease function's: migration labeling 0007.)
     """
     labeled = Assignment.objects.filter(item=OuterRef("pk"), worker=worker)
     if gold:
@@ -88,17 +88,28 @@ def _wants_gold(campaign: Campaign) -> bool:
     return campaign.gold_ratio > 0 and random.random() < campaign.gold_ratio  # noqa: S311
 
 
+def _affordable(campaign: Campaign) -> int | None:
+    """How many labels a budgeted campaign's budget pays for; None: no budget."""
+    if campaign.budget is None:
+        return None
+    reward = int(campaign.reward_per_label or 0)
+    return int(campaign.budget) // reward if reward else 2**31 - 1
+
+
 def _reserve_budget(campaign: Campaign) -> bool:
     """Reserve one label's reward of a budgeted campaign; False when the budget is spoken for."""
-    if campaign.budget is None:
+    affordable = _affordable(campaign)
+    if affordable is None:
         return True
-    reward = int(campaign.reward_per_label or 0)
-    affordable = int(campaign.budget) // reward if reward else 2**31 - 1
     return bool(
         Campaign.objects.filter(pk=campaign.pk, labels_reserved__lt=affordable).update(
             labels_reserved=F("labels_reserved") + 1
         )
     )
+
+
+def _budget_exhausted() -> Conflict:
+    return Conflict("the campaign's budget is used up", code="budget_exhausted")
 
 
 def task_lease_next(*, campaign: Campaign, worker: User) -> Assignment | None:
@@ -160,13 +171,22 @@ def _lease_next(*, campaign: Campaign, worker: User) -> Assignment | None:
     return None
 
 
-@transaction.atomic
 def _lease_once(*, campaign: Campaign, worker: User) -> Assignment | None:
-    if connection.vendor == "postgresql":
-        return _lease_once_sql(campaign=campaign, worker=worker)
+    if connection.vendor != "postgresql":
+        return _lease_once_orm(campaign=campaign, worker=worker)
+    if connection.in_atomic_block:
+        # Inside a caller's transaction: a savepoint, so that an attempt the database refuses
+        # (a lost race, the budget) leaves that transaction usable for the next attempt.
+        with transaction.atomic():
+            return _lease_once_sql(campaign=campaign, worker=worker)
+    return _lease_once_sql(campaign=campaign, worker=worker)
+
+
+@transaction.atomic
+def _lease_once_orm(*, campaign: Campaign, worker: User) -> Assignment | None:
     # One lease at a time per worker: parallel calls by one worker (two tabs, a retrying client)
-    # are serialized (SQLite: IMMEDIATE transactions; PostgreSQL: hot_sql's advisory lock), and
-    # the later ones find the first one's lease instead of taking a second item.
+    # are serialized (SQLite: IMMEDIATE transactions; PostgreSQL: the lease function's advisory
+    # lock), and the later ones find the first one's lease instead of taking a second item.
     existing = _active_lease(campaign=campaign, worker=worker)
     if existing is not None:
         return existing
@@ -184,7 +204,7 @@ def _lease_once(*, campaign: Campaign, worker: User) -> Assignment | None:
     if not took:
         raise _Retry
     if not _reserve_budget(campaign):
-        raise Conflict("the campaign's budget is used up", code="budget_exhausted")
+        raise _budget_exhausted()
     lease_until = timezone.now() + timedelta(seconds=settings.KYODO_LEASE_SECONDS)
     # No savepoint: an IntegrityError rolls this whole attempt back (see task_lease_next).
     return Assignment.objects.create(
@@ -193,30 +213,24 @@ def _lease_once(*, campaign: Campaign, worker: User) -> Assignment | None:
 
 
 def _lease_once_sql(*, campaign: Campaign, worker: User) -> Assignment | None:
-    """`_lease_once` in two statements on PostgreSQL (see hot_sql): the same steps, in order."""
-    hot_sql.lock_worker(lock_class=_LEASE_LOCK_CLASS, worker_id=worker.pk)
+    """`_lease_once_orm` on PostgreSQL: the same steps, in order, as one call of the lease
+    function (hot_sql.lease_next; its SQL is migration labeling 0007)."""
     now = timezone.now()
-    until = now + timedelta(seconds=settings.KYODO_LEASE_SECONDS)
-    queues = (True, False) if _wants_gold(campaign) else (False,)
-    found = None
-    for gold in queues:
-        found = hot_sql.lease_pick(
-            campaign=campaign, worker=worker, gold=gold, now=now, until=until, skip_locked=True
+    try:
+        found = hot_sql.lease_next(
+            lock_class=_LEASE_LOCK_CLASS,
+            campaign=campaign,
+            worker=worker,
+            gold_first=_wants_gold(campaign),
+            affordable=_affordable(campaign),
+            now=now,
+            until=now + timedelta(seconds=settings.KYODO_LEASE_SECONDS),
         )
-        if found is None:
-            # As in `_pick_candidate`: everything SKIP LOCKED saw may be locked by someone
-            # leasing or submitting it right now; wait for the head before saying "nothing".
-            found = hot_sql.lease_pick(
-                campaign=campaign, worker=worker, gold=gold, now=now, until=until, skip_locked=False
-            )
-        if found is not None:
-            break
-    if found is None:
-        return None
-    assignment, is_new = found
-    if is_new and not _reserve_budget(campaign):
-        raise Conflict("the campaign's budget is used up", code="budget_exhausted")
-    return assignment
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == hot_sql.BUDGET_EXHAUSTED:
+            raise _budget_exhausted() from exc
+        raise
+    return None if found is None else found[0]
 
 
 @transaction.atomic

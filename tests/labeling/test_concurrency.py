@@ -333,6 +333,33 @@ def test_one_contributor_calling_next_from_many_threads_gets_one_lease() -> None
     assert_lease_invariants(campaign)
 
 
+def test_parallel_contributors_never_reserve_more_than_the_budget() -> None:
+    campaign = make_campaign(n_items=20, min_labels=1, max_labels=2)
+    Campaign.objects.filter(pk=campaign.pk).update(reward_per_label=10, budget=75)  # 7 labels
+    people = contributors(THREADS)
+    answers: list[tuple[int, str | None]] = []
+    lock = threading.Lock()
+
+    def body(i: int) -> None:
+        _user, client = people[i]
+        response = client.get(f"/api/campaigns/{campaign.pk}/next/")
+        code = None if response.status_code == 200 else response.json()["error"]["code"]
+        with lock:
+            answers.append((response.status_code, code))
+
+    errors = run_together(THREADS, body)
+    assert errors == []
+    assert sorted(answers, key=str) == sorted(
+        [(200, None)] * 7 + [(409, "budget_exhausted")] * (THREADS - 7), key=str
+    )
+    campaign.refresh_from_db()
+    assert campaign.labels_reserved == 7
+    # Every refused lease was rolled back whole: no slot and no lease left behind.
+    assert sum(Item.objects.filter(campaign=campaign).values_list("slots_taken", flat=True)) == 7
+    assert Assignment.objects.filter(campaign=campaign).count() == 7
+    assert_lease_invariants(campaign)
+
+
 def _expire(assignment: Assignment) -> None:
     Assignment.objects.filter(pk=assignment.pk).update(
         leased_until=timezone.now() - timedelta(seconds=1)

@@ -5,7 +5,7 @@ tests/labeling, which runs on PostgreSQL in CI and takes this path there."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.db import connection, transaction
@@ -62,20 +62,24 @@ def test_campaign_for_lease_matches_the_orm_and_reports_blocks() -> None:
     assert hot_sql.campaign_for_lease(campaign_id=campaign.pk + 999, worker_id=worker.pk) is None
 
 
+def _lease(campaign: Campaign, worker: User, now: datetime) -> tuple[Assignment, bool] | None:
+    return hot_sql.lease_next(
+        lock_class=1,
+        campaign=campaign,
+        worker=worker,
+        gold_first=False,
+        affordable=None,
+        now=now,
+        until=now + timedelta(minutes=5),
+    )
+
+
 def test_lease_and_submit_load_what_the_database_holds() -> None:
     campaign = CampaignFactory.create()
     item = Item.objects.create(campaign=campaign, cid="bafkreitest", media_type="image/png")
     worker = UserFactory.create()
     now = timezone.now()
-    with transaction.atomic():
-        found = hot_sql.lease_pick(
-            campaign=campaign,
-            worker=worker,
-            gold=False,
-            now=now,
-            until=now + timedelta(minutes=5),
-            skip_locked=True,
-        )
+    found = _lease(campaign, worker, now)
     assert found is not None
     lease, is_new = found
     assert is_new
@@ -86,14 +90,7 @@ def test_lease_and_submit_load_what_the_database_holds() -> None:
     assert lease.item.filename == item.filename  # not read: loads on access
 
     with transaction.atomic():
-        again = hot_sql.lease_pick(
-            campaign=campaign,
-            worker=worker,
-            gold=False,
-            now=now,
-            until=now + timedelta(minutes=5),
-            skip_locked=True,
-        )
+        again = _lease(campaign, worker, now)
         assert again is not None
         assert again[0].pk == lease.pk
         assert not again[1]
