@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet, Sum
@@ -114,6 +115,23 @@ def item_labels(*, item_id: int) -> list[tuple[int, str]]:
     return list(
         Annotation.objects.filter(item_id=item_id).order_by("id").values_list("worker_id", "label")
     )
+
+
+def annotations_after(
+    *, annotation_id: int, created_before: datetime, limit: int
+) -> list[tuple[int, int]]:
+    """(annotation id, item id) of the labels after this id and older than `created_before`, in id
+    order, at most `limit`."""
+    return list(
+        Annotation.objects.filter(pk__gt=annotation_id, created_at__lt=created_before)
+        .order_by("pk")
+        .values_list("pk", "item_id")[:limit]
+    )
+
+
+def item_label_counts(*, item_ids: list[int]) -> dict[int, int]:
+    """Each item's number of labels, by item id."""
+    return dict(Item.objects.filter(pk__in=item_ids).values_list("pk", "label_count"))
 
 
 def item_annotations(*, item_id: int) -> QuerySet[Annotation]:

@@ -168,3 +168,14 @@ class ImageFeatures(models.Model):
 
     def __str__(self) -> str:
         return f"features v{self.version} of {self.cid}"
+
+
+class ConsensusSweep(models.Model):
+    """How far `quality.sweep_lagging` has looked: every label up to this annotation id has been
+    checked against its item's consensus (one row, pk 1)."""
+
+    last_annotation_id = models.BigIntegerField(default=0)
+    swept_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"labels checked up to annotation {self.last_annotation_id}"

@@ -46,6 +46,12 @@ def train_model(campaign_id: int) -> int | None:
     return None if version is None else version.version
 
 
+@shared_task(name="quality.sweep_lagging", time_limit=120)
+def sweep_lagging() -> int:
+    """The beat: the quality update again for labels whose message was lost (services.sweep)."""
+    return len(services.consensus_sweep_lagging())
+
+
 @shared_task(name="quality.refit_due", time_limit=120)
 def refit_due() -> int:
     """The beat: one refit task per campaign with enough new labels since its last refit."""

@@ -214,6 +214,9 @@ CELERY_TASK_ROUTES = {
     "datasets.*": {"queue": "export"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
+# The submit's quality update is published by a thread of the web process, not by the request
+# (core/publisher.py); a lost message is sent again by the sweep below.
+KYODO_BACKGROUND_PUBLISH = env_bool("KYODO_BACKGROUND_PUBLISH", True)
 CELERY_BEAT_SCHEDULE = {
     "expire-leases": {"task": "labeling.expire_leases", "schedule": 60.0},
     "ensure-pins": {"task": "storage.ensure_pins", "schedule": 60.0},
@@ -297,6 +300,10 @@ KYODO_QUALITY_REFIT_SECONDS = env_int("KYODO_QUALITY_REFIT_SECONDS", 300)
 KYODO_QUALITY_TRAIN_MIN_ITEMS = env_int("KYODO_QUALITY_TRAIN_MIN_ITEMS", 30)
 KYODO_QUALITY_TRAIN_MAX_ITEMS = env_int("KYODO_QUALITY_TRAIN_MAX_ITEMS", 20_000)
 KYODO_QUALITY_PREDICT_MAX_ITEMS = env_int("KYODO_QUALITY_PREDICT_MAX_ITEMS", 50_000)
+# A label's quality update again when its message was lost (quality/services/sweep.py): labels
+# older than this many seconds, checked once a minute.
+KYODO_QUALITY_SWEEP_GRACE_SECONDS = env_int("KYODO_QUALITY_SWEEP_GRACE_SECONDS", 120)
+CELERY_BEAT_SCHEDULE["quality-sweep-lagging"] = {"task": "quality.sweep_lagging", "schedule": 60.0}
 CELERY_BEAT_SCHEDULE["quality-refit-due"] = {
     "task": "quality.refit_due",
     "schedule": float(KYODO_QUALITY_REFIT_SECONDS),

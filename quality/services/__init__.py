@@ -2,7 +2,14 @@
 
 from .consensus import item_consensus_update
 from .refit import campaign_refit
+from .sweep import consensus_sweep_lagging
 from .training import model_train
 from .workers import worker_reinstate
 
-__all__ = ["campaign_refit", "item_consensus_update", "model_train", "worker_reinstate"]
+__all__ = [
+    "campaign_refit",
+    "consensus_sweep_lagging",
+    "item_consensus_update",
+    "model_train",
+    "worker_reinstate",
+]

@@ -9,9 +9,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import Role
+from core.publisher import publisher
 from labeling.models import Item, ItemStatus
 from labeling.services import items_upload
 from quality.models import ItemConsensus
+from quality.services import consensus_sweep_lagging
 from rewards.models import RewardEntry, RewardStatus
 
 from ..conftest import client_for
@@ -60,3 +62,35 @@ def test_worker_decides_consensus_and_writes_ledger(celery_worker_process: Any) 
         (RewardStatus.ACCEPTED, 7)
     }
     assert client_for(workers[2]).get(f"/api/campaigns/{campaign.pk}/next/").status_code == 204
+
+
+def test_a_lost_update_message_is_sent_again_by_the_sweep(
+    celery_worker_process: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.KYODO_QUALITY_SWEEP_GRACE_SECONDS = 0
+    campaign = CampaignFactory.create(min_labels=1, max_labels=1, reward_per_label=5)
+    items_upload(
+        campaign=campaign, files=[SimpleUploadedFile(f"{i}.png", png_bytes(i)) for i in range(2)]
+    )
+    # The web process dies after each commit, before its publisher thread sends the message.
+    lost: list[tuple[str, tuple[Any, ...]]] = []
+    monkeypatch.setattr(publisher, "_send", lambda name, args: lost.append((name, args)))
+    client = client_for(UserFactory.create())
+    labeled = []
+    for _ in range(2):
+        task = client.get(f"/api/campaigns/{campaign.pk}/next/").json()
+        response = client.post(
+            f"/api/items/{task['item_id']}/annotations/", {"label": "cat"}, format="json"
+        )
+        assert response.status_code == 201
+        labeled.append(task["item_id"])
+    assert wait_for(lambda: len(lost) == 2), lost
+    assert sorted(args for _, args in lost) == sorted((pk,) for pk in labeled)
+    assert not ItemConsensus.objects.filter(campaign_id=campaign.pk).exists()
+
+    assert sorted(consensus_sweep_lagging()) == sorted(labeled)
+    assert wait_for(
+        lambda: ItemConsensus.objects.filter(campaign_id=campaign.pk, is_complete=True).count() == 2
+    )
+    assert wait_for(lambda: RewardEntry.objects.filter(campaign_id=campaign.pk).count() == 2)
+    assert consensus_sweep_lagging() == []  # every label is checked once
