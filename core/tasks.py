@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import current_app
-from django.conf import settings
 from django.db import transaction
+from kombu.exceptions import OperationalError
 
-from .publisher import publisher
+log = logging.getLogger(__name__)
 
 
 def enqueue_on_commit(task_name: str, *args: Any) -> None:
@@ -19,12 +20,15 @@ def enqueue_on_commit(task_name: str, *args: Any) -> None:
     transaction.on_commit(lambda: current_app.signature(task_name, args=args).apply_async())
 
 
-def enqueue_on_commit_in_background(task_name: str, *args: Any) -> None:
-    """`enqueue_on_commit`, published by this process's publisher thread (core/publisher.py), so
-    the caller does not wait on the broker. Only for a task that a sweep sends again when its
-    message is lost. Eager mode, or KYODO_BACKGROUND_PUBLISH=0: as `enqueue_on_commit`.
-    """
-    if current_app.conf.task_always_eager or not settings.KYODO_BACKGROUND_PUBLISH:
-        enqueue_on_commit(task_name, *args)
-        return
-    transaction.on_commit(lambda: publisher.put(task_name, args))
+def enqueue_on_commit_or_log(task_name: str, *args: Any) -> None:
+    """`enqueue_on_commit` for a task whose lost message a sweep sends again: when the broker
+    cannot be reached the error is logged, not raised, since the caller's write has committed
+    and its answer should say so (the quality update: quality/services/sweep.py)."""
+
+    def publish() -> None:
+        try:
+            current_app.signature(task_name, args=args).apply_async()
+        except OperationalError:
+            log.exception("could not publish %s%r; its sweep sends it again", task_name, args)
+
+    transaction.on_commit(publish)

@@ -214,9 +214,6 @@ CELERY_TASK_ROUTES = {
     "datasets.*": {"queue": "export"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
-# The submit's quality update is published by a thread of the web process, not by the request
-# (core/publisher.py); a lost message is sent again by the sweep below.
-KYODO_BACKGROUND_PUBLISH = env_bool("KYODO_BACKGROUND_PUBLISH", True)
 CELERY_BEAT_SCHEDULE = {
     "expire-leases": {"task": "labeling.expire_leases", "schedule": 60.0},
     "ensure-pins": {"task": "storage.ensure_pins", "schedule": 60.0},

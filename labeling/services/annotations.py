@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from core.errors import Conflict, NotFound
-from core.tasks import enqueue_on_commit_in_background
+from core.tasks import enqueue_on_commit_or_log
 
 from ..models import (
     Annotation,
@@ -92,9 +92,9 @@ def annotation_submit(
         annotation = _submit_orm(
             worker=worker, item_id=item_id, label=label, boxes=boxes, duration_ms=duration_ms
         )
-    # Outside a transaction Django runs this at once: the write has committed. Published by the
-    # process's publisher thread; a lost message is sent again by quality's sweep.
-    enqueue_on_commit_in_background("quality.update_item", item_id)
+    # Outside a transaction Django runs this at once: the write has committed. A message lost
+    # (the broker down, a crash right here) is sent again by quality's sweep.
+    enqueue_on_commit_or_log("quality.update_item", item_id)
     return annotation
 
 

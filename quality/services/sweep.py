@@ -1,7 +1,8 @@
 """The repair for a lost quality-update message.
 
-A submitted label's update message is published by a thread of the web process after the commit
-(core/publisher.py), so a crash or a broker outage can drop it; the label is a row all the same.
+A submitted label's update is published after its commit (`core.tasks.enqueue_on_commit_or_log`),
+so a crash between the two, or a broker that cannot be reached, drops the message while the label
+is a row all the same (the submit still answers 201: the label is stored).
 Once a minute the sweep reads the labels written since its last run (an annotation-id watermark,
 `ConsensusSweep`) and older than a grace period, and sends the update again for each item whose
 consensus counts fewer labels than the item holds. Every label is checked once.

@@ -9,7 +9,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.models import Role
-from core.publisher import publisher
 from labeling.models import Item, ItemStatus
 from labeling.services import items_upload
 from quality.models import ItemConsensus
@@ -72,9 +71,11 @@ def test_a_lost_update_message_is_sent_again_by_the_sweep(
     items_upload(
         campaign=campaign, files=[SimpleUploadedFile(f"{i}.png", png_bytes(i)) for i in range(2)]
     )
-    # The web process dies after each commit, before its publisher thread sends the message.
-    lost: list[tuple[str, tuple[Any, ...]]] = []
-    monkeypatch.setattr(publisher, "_send", lambda name, args: lost.append((name, args)))
+    # The web process dies after each commit, before it publishes the update.
+    lost: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(
+        "labeling.services.annotations.enqueue_on_commit_or_log", lambda *a: lost.append(a)
+    )
     client = client_for(UserFactory.create())
     labeled = []
     for _ in range(2):
@@ -84,8 +85,7 @@ def test_a_lost_update_message_is_sent_again_by_the_sweep(
         )
         assert response.status_code == 201
         labeled.append(task["item_id"])
-    assert wait_for(lambda: len(lost) == 2), lost
-    assert sorted(args for _, args in lost) == sorted((pk,) for pk in labeled)
+    assert sorted(lost) == sorted(("quality.update_item", pk) for pk in labeled)
     assert not ItemConsensus.objects.filter(campaign_id=campaign.pk).exists()
 
     assert sorted(consensus_sweep_lagging()) == sorted(labeled)

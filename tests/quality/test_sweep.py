@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from celery.canvas import Signature
+from kombu.exceptions import OperationalError
 
-from labeling.models import Item
+from labeling.models import Annotation, Item
 from quality.models import ConsensusSweep, ItemConsensus
 from quality.services import consensus_sweep_lagging
 
@@ -39,9 +41,7 @@ def test_lost_updates_are_sent_again_once(settings: Any, monkeypatch: pytest.Mon
         for i in range(4)
     )
     first = _label_all(campaign, 2)  # their updates ran (eager): nothing to repair
-    monkeypatch.setattr(
-        "labeling.services.annotations.enqueue_on_commit_in_background", lambda *a: None
-    )
+    monkeypatch.setattr("labeling.services.annotations.enqueue_on_commit_or_log", lambda *a: None)
     lost = _label_all(campaign, 2)  # their messages were lost
     assert not ItemConsensus.objects.filter(item_id__in=lost).exists()
 
@@ -59,11 +59,29 @@ def test_labels_inside_the_grace_period_wait(
     settings.KYODO_QUALITY_SWEEP_GRACE_SECONDS = 3600
     campaign = CampaignFactory.create(min_labels=1, max_labels=1)
     Item.objects.create(campaign=campaign, cid="bafkreisweepx", media_type="text/plain", text="t")
-    monkeypatch.setattr(
-        "labeling.services.annotations.enqueue_on_commit_in_background", lambda *a: None
-    )
+    monkeypatch.setattr("labeling.services.annotations.enqueue_on_commit_or_log", lambda *a: None)
     (item_id,) = _label_all(campaign, 1)
     assert consensus_sweep_lagging() == []
     assert not ItemConsensus.objects.filter(item_id=item_id).exists()
     settings.KYODO_QUALITY_SWEEP_GRACE_SECONDS = 0
     assert consensus_sweep_lagging() == [item_id]
+
+
+def test_a_broker_error_after_the_commit_still_answers_201(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.KYODO_QUALITY_SWEEP_GRACE_SECONDS = 0
+    campaign = CampaignFactory.create(min_labels=1, max_labels=1)
+    Item.objects.create(campaign=campaign, cid="bafkreisweepy", media_type="text/plain", text="t")
+
+    def broker_down(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Signature, "apply_async", broker_down)
+        (item_id,) = _label_all(campaign, 1)  # asserts the 201
+    assert "could not publish quality.update_item" in caplog.text
+    assert Annotation.objects.filter(item_id=item_id).count() == 1
+    assert not ItemConsensus.objects.filter(item_id=item_id).exists()
+    assert consensus_sweep_lagging() == [item_id]
+    assert ItemConsensus.objects.get(item_id=item_id).is_complete
