@@ -548,45 +548,32 @@ def explain(url: str, seeded: dict[str, Any]) -> str:
     return out.stdout if out.returncode == 0 else f"explain failed: {out.stderr[-2000:]}"
 
 
-# The statements of one cycle as the web path sends them on PostgreSQL (accounts/authentication.py
-# and labeling/services/hot_sql.py; prepared, -M prepared): token, campaign and block, lock, lease;
-# token, item + lease, label, campaign counter. Without Django: what PostgreSQL alone can do on
+# The statements of one cycle as the web path sends them on PostgreSQL (labeling/fast_lane.py,
+# labeling/services/hot_sql.py and the lease function of migration labeling 0007; prepared,
+# -M prepared; each in autocommit, its own transaction): token + campaign and block, the lease;
+# token + item and lease, the submit's write. Without Django: what PostgreSQL alone can do on
 # this machine. One pgbench client = one contributor; the item is closed once full, as the closer
 # does.
 PGBENCH_CYCLE = """
 \\set w :first_worker + :client_id
-SELECT u.id FROM accounts_user u JOIN authtoken_token t ON t.user_id = u.id WHERE t.user_id = :w;
-SELECT c.id, c.status, c.label_schema, b.id IS NOT NULL AS blocked FROM labeling_campaign c
-  LEFT JOIN labeling_workerblock b ON b.campaign_id = c.id AND b.worker_id = :w WHERE c.id = :c;
-BEGIN;
-SELECT pg_advisory_xact_lock(1264144196, :w);
-WITH live AS (
-  SELECT a.id, a.item_id FROM labeling_assignment a WHERE a.worker_id = :w AND a.campaign_id = :c
-    AND a.status = 'leased' AND a.leased_until > now() ORDER BY a.id LIMIT 1
-), pick AS (
-  SELECT i.id FROM labeling_item i WHERE NOT EXISTS (SELECT 1 FROM live)
-    AND i.campaign_id = :c AND i.status = 'open' AND i.gold_label = '' AND i.slots_taken < 3
-    AND NOT EXISTS (SELECT 1 FROM labeling_assignment x WHERE x.item_id = i.id AND x.worker_id = :w)
-  ORDER BY i.priority, i.id LIMIT 1 FOR UPDATE OF i SKIP LOCKED
-), slot AS (
-  UPDATE labeling_item i SET slots_taken = i.slots_taken + 1 FROM pick WHERE i.id = pick.id
-    AND i.status = 'open' AND i.gold_label = '' AND i.slots_taken < 3 RETURNING i.id
-), new AS (
-  INSERT INTO labeling_assignment
-    (item_id, worker_id, campaign_id, status, leased_until, created_at)
-  SELECT slot.id, :w, :c, 'leased', now() + interval '5 minutes', now() FROM slot
-  RETURNING id, item_id
-)
-SELECT id AS lease, item_id AS item FROM live UNION ALL SELECT id, item_id FROM new \\gset
-COMMIT;
-SELECT u.id FROM accounts_user u JOIN authtoken_token t ON t.user_id = u.id WHERE t.user_id = :w;
-BEGIN;
-SELECT i.status, c.id, c.label_schema, a.id, a.status FROM labeling_item i
-  JOIN labeling_campaign c ON c.id = i.campaign_id
-  LEFT JOIN labeling_assignment a ON a.item_id = i.id AND a.worker_id = :w
-  WHERE i.id = :item FOR UPDATE OF i;
-WITH lease AS (
-  UPDATE labeling_assignment SET status = 'submitted' WHERE id = :lease AND status = 'leased'
+SELECT u.id, c.id, c.status, c.label_schema, b.id IS NOT NULL AS blocked
+  FROM authtoken_token t JOIN accounts_user u ON u.id = t.user_id
+  LEFT JOIN labeling_campaign c ON c.id = :c
+  LEFT JOIN labeling_workerblock b ON b.campaign_id = c.id AND b.worker_id = u.id
+  WHERE t.user_id = :w;
+SELECT lease_id AS lease, lease_item_id AS item FROM labeling_lease_next(
+  1264144196, :w, :c, false, now(), now() + interval '5 minutes', 3, NULL::numeric) \\gset
+SELECT u.id, i.status, c.id, c.label_schema, a.id, a.status
+  FROM authtoken_token t JOIN accounts_user u ON u.id = t.user_id
+  LEFT JOIN labeling_item i ON i.id = :item
+  LEFT JOIN labeling_campaign c ON c.id = i.campaign_id
+  LEFT JOIN labeling_assignment a ON a.item_id = i.id AND a.worker_id = u.id
+  WHERE t.user_id = :w;
+WITH locked AS (
+  SELECT id FROM labeling_item WHERE id = :item FOR UPDATE
+), lease AS (
+  UPDATE labeling_assignment SET status = 'submitted'
+  WHERE id = :lease AND status = 'leased' AND EXISTS (SELECT 1 FROM locked)
   RETURNING id
 ), ann AS (
   INSERT INTO labeling_annotation (item_id, worker_id, assignment_id, value, label, created_at)
@@ -600,7 +587,6 @@ WITH lease AS (
   ON CONFLICT (campaign_id, shard) DO UPDATE SET labels = labeling_campaignlabeltally.labels + 1
 )
 SELECT id FROM ann;
-COMMIT;
 UPDATE labeling_item SET status = 'complete', completed_at = now() WHERE id = :item
   AND label_count >= 3;
 """
