@@ -30,6 +30,7 @@ def main() -> None:
     from django.utils import timezone
 
     from labeling.models import Campaign
+    from labeling.services.hot_sql import _LEASE_NEXT
     from labeling.services.leases import _LEASE_LOCK_CLASS, _affordable
 
     campaign = Campaign.objects.get(pk=args.campaign_id)
@@ -66,7 +67,7 @@ def main() -> None:
         connection.connection.add_notice_handler(collect)
         now = timezone.now()
         cursor.execute(
-            "SELECT lease_id FROM labeling_lease_next(%s, %s, %s, %s, %s, %s, %s, %s)",
+            _LEASE_NEXT,
             [
                 _LEASE_LOCK_CLASS,
                 worker,

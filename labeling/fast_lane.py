@@ -184,6 +184,8 @@ class FastLane:
             worker, target = self._token_read(
                 lambda: hot_sql.token_submit_target(key=key, item_id=item_id)
             )
+            if target is None:  # no such item: Django's 404 (the service would read it again)
+                raise _Skip("no such item")
         else:
             worker = self._user(key)
         try:
