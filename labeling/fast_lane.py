@@ -19,7 +19,9 @@ the commit, from an on-commit hook): it propagates, a 500 as Django would give. 
 API views' answers, byte for byte and header for header (tests/labeling/test_fast_lane.py).
 
 On PostgreSQL the token's user is read in the same statement as each call's first read (the
-campaign for next, the item and lease for submit): one round trip fewer per call, same rules.
+campaign for next; for a submit of a class label, the whole submit is that one statement, which
+checks the token, the lease and the class itself and writes nothing when one fails; for other
+submits, the item and lease): one round trip fewer per call, same rules.
 
 Off with KYODO_FAST_LANE=0.
 """
@@ -179,6 +181,18 @@ class FastLane:
             fields = _ANNOTATION_INPUT.run_validation(data)
         except InputError as exc:
             raise _Skip("invalid input") from exc
+        if connection.vendor == "postgresql" and _is_class_label(fields):
+            # One statement checks the token, the lease and the class and writes; when it wrote
+            # nothing, Django's full path names why (the check is repeated there).
+            labelled = services.annotation_submit_label_for_token(
+                key=key,
+                item_id=item_id,
+                label=fields["label"],
+                duration_ms=fields.get("duration_ms"),
+            )
+            if labelled is None:
+                raise _Skip("refused")
+            return "201 Created", _RENDERER.render(_ANNOTATION_OUTPUT.to_representation(labelled))
         target = None
         if connection.vendor == "postgresql":
             worker, target = self._token_read(
@@ -195,6 +209,11 @@ class FastLane:
         except CLIENT_ERRORS as exc:  # nothing was written (see the module)
             raise _Skip("an error") from exc
         return "201 Created", _RENDERER.render(_ANNOTATION_OUTPUT.to_representation(annotation))
+
+
+def _is_class_label(fields: dict[str, Any]) -> bool:
+    """A submission of only a class name (and a duration): what one statement can check."""
+    return isinstance(fields.get("label"), str) and set(fields) <= {"label", "duration_ms"}
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

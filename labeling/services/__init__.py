@@ -1,6 +1,6 @@
 """Writes of the labeling app. Other apps call these, never the models."""
 
-from .annotations import annotation_submit
+from .annotations import annotation_submit, annotation_submit_label_for_token
 from .blocks import worker_block, worker_blocked_error, worker_unblock
 from .campaigns import campaign_create, campaign_set_status
 from .imports import import_job_create, import_job_run
@@ -11,6 +11,7 @@ from .leases import leases_expire, task_lease_next, task_lease_next_in, task_lea
 __all__ = [
     "UploadResult",
     "annotation_submit",
+    "annotation_submit_label_for_token",
     "campaign_create",
     "campaign_set_status",
     "import_job_create",

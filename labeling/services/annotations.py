@@ -98,6 +98,22 @@ def annotation_submit(
     return annotation
 
 
+def annotation_submit_label_for_token(
+    *, key: str, item_id: int, label: str, duration_ms: int | None = None
+) -> Annotation | None:
+    """`annotation_submit` of a class label for the user of an API token, in one statement
+    (PostgreSQL, autocommit): the token, the lease and the class are checked by the write itself
+    (`hot_sql.token_submit_label`). None, with nothing written, when any check fails: then
+    `annotation_submit` (after the usual authentication) names the error. The fast lane's submit.
+    """
+    annotation = hot_sql.token_submit_label(
+        key=key, item_id=item_id, label=label, duration_ms=duration_ms, now=timezone.now()
+    )
+    if annotation is not None:
+        enqueue_on_commit_or_log("quality.update_item", item_id)
+    return annotation
+
+
 @transaction.atomic
 def _submit_orm(
     *, worker: User, item_id: int, label: object, boxes: object, duration_ms: int | None

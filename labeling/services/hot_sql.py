@@ -24,7 +24,15 @@ from accounts.authentication import TOKEN_USER_FROM, USER_COLUMNS, user_from_row
 from accounts.models import User
 from core.sql import prepared_cursor
 
-from ..models import Annotation, Assignment, AssignmentStatus, Campaign, CampaignLabelTally, Item
+from ..models import (
+    Annotation,
+    Assignment,
+    AssignmentStatus,
+    Campaign,
+    CampaignLabelTally,
+    Item,
+    TaskType,
+)
 
 M = TypeVar("M", bound=models.Model)
 
@@ -348,3 +356,92 @@ def submit_write(
         },
     )
     return annotation
+
+
+# The whole submit of a class label by an API client in one statement: the token's active user,
+# their live lease on the item, the label one of the campaign's classes, then `_SUBMIT_WRITE`'s
+# writes with the same lock order (the item first) and the same re-check of the lease. When any
+# condition fails it writes nothing and returns no row; the caller then takes the long way, which
+# names why. The class check is jsonb containment on the campaign's stored, normalised schema,
+# `{"classes": [{"name": …, "hotkey": …, "color": …}, …]}`: the label is accepted exactly when
+# `schema.validate_value` accepts it (tests/labeling/test_hot_sql.py compares the two).
+_CLASSIFICATION_TYPES = ", ".join(
+    f"'{task_type}'" for task_type in (TaskType.IMAGE_CLASSIFICATION, TaskType.TEXT_CLASSIFICATION)
+)
+_TOKEN_SUBMIT_LABEL = f"""
+WITH target AS (
+    SELECT a.id, a.campaign_id, a.worker_id
+    {TOKEN_USER_FROM}
+    JOIN labeling_assignment a ON a.worker_id = u.id AND a.item_id = %(item)s
+    JOIN labeling_campaign c ON c.id = a.campaign_id
+    WHERE t.key = %(key)s AND u.is_active AND a.status = 'leased'
+      AND c.task_type IN ({_CLASSIFICATION_TYPES})
+      AND c.label_schema -> 'classes' @> %(classes)s::jsonb
+), locked AS (
+    SELECT id FROM labeling_item WHERE id = %(item)s AND EXISTS (SELECT 1 FROM target) FOR UPDATE
+), lease AS (
+    UPDATE labeling_assignment a SET status = 'submitted'
+    FROM target
+    WHERE a.id = target.id AND a.status = 'leased' AND EXISTS (SELECT 1 FROM locked)
+    RETURNING a.id, a.campaign_id, a.worker_id
+), ann AS (
+    INSERT INTO labeling_annotation (item_id, worker_id, assignment_id, value, label, duration_ms,
+                                     created_at)
+    SELECT %(item)s, lease.worker_id, lease.id, %(value)s::jsonb, %(label)s, %(duration_ms)s,
+           %(now)s
+    FROM lease
+    RETURNING id, worker_id, assignment_id, created_at
+), item AS (
+    UPDATE labeling_item SET label_count = label_count + 1
+    WHERE id = %(item)s AND EXISTS (SELECT 1 FROM lease)
+), tally AS (
+    INSERT INTO labeling_campaignlabeltally (campaign_id, shard, labels)
+    SELECT lease.campaign_id, mod(lease.worker_id, %(shards)s), 1 FROM lease
+    ON CONFLICT (campaign_id, shard) DO UPDATE SET labels = labeling_campaignlabeltally.labels + 1
+)
+SELECT id, worker_id, assignment_id, created_at FROM ann
+"""
+
+
+def token_submit_label(
+    *, key: str, item_id: int, label: str, duration_ms: int | None, now: datetime
+) -> Annotation | None:
+    """The label of an API token's user on an item leased to them, with its lease, item and
+    campaign counts, in one statement (autocommit: its own transaction).
+
+    None, having written nothing, when the token is unknown, its user inactive, the user holds no
+    live lease on the item, the item's campaign is not a classification or the label is not one
+    of its classes: the full path (`annotation_submit`) says which.
+    """
+    value = {"label": label}
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            _TOKEN_SUBMIT_LABEL,
+            {
+                "key": key,
+                "item": item_id,
+                "classes": json.dumps([{"name": label}]),
+                "value": json.dumps(value),
+                "label": label,
+                "duration_ms": duration_ms,
+                "now": now,
+                "shards": CampaignLabelTally.SHARDS,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    annotation_id, worker_id, assignment_id, created_at = row
+    return _loaded(
+        Annotation,
+        {
+            "id": annotation_id,
+            "item_id": item_id,
+            "worker_id": worker_id,
+            "assignment_id": assignment_id,
+            "value": value,
+            "label": label,
+            "duration_ms": duration_ms,
+            "created_at": created_at,
+        },
+    )
