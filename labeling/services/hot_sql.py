@@ -400,7 +400,7 @@ WITH target AS (
     ON CONFLICT (campaign_id, shard) DO UPDATE SET labels = labeling_campaignlabeltally.labels + 1
 )
 SELECT id, worker_id, assignment_id, created_at FROM ann
-"""
+"""  # noqa: S608 - table names and the task types are the models' constants
 
 
 def token_submit_label(
