@@ -22,6 +22,7 @@ from django.test import override_settings
 from rest_framework.authtoken.models import Token
 
 from accounts.models import User
+from labeling.apis import AnnotationCreateApi
 from labeling.fast_lane import FastLane, wrap
 from labeling.models import Annotation, Assignment, Campaign, Item
 
@@ -136,6 +137,7 @@ def test_next_and_submit_are_served_by_the_fast_lane_as_django_would(
         "value": {"label": "dog"},
         "created_at": body["created_at"],
     }
+    assert body == AnnotationCreateApi.Output(annotation).data  # the stored row, as Django says
     assert annotation.label == "dog"
     assert Item.objects.get(pk=item_id).label_count == 1
 

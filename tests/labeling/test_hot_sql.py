@@ -15,6 +15,7 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from accounts.authentication import TokenAuthentication
 from accounts.models import User
+from core.errors import ApplicationError
 from labeling.models import (
     Annotation,
     Assignment,
@@ -23,6 +24,7 @@ from labeling.models import (
     Item,
     WorkerBlock,
 )
+from labeling.schema import normalize_schema, validate_value
 from labeling.selectors import campaign_label_count
 from labeling.services import hot_sql
 
@@ -217,3 +219,125 @@ def test_token_reads_load_the_user_with_the_campaign_or_the_item() -> None:
         hot_sql.token_submit_target(key=token.key, item_id=item.pk)
     with pytest.raises(AuthenticationFailed, match="inactive"):
         hot_sql.token_campaign_for_lease(key=token.key, campaign_id=campaign.pk)
+
+
+def _leased(campaign: Campaign, worker: User, cid: str = "bafkreione") -> tuple[Item, Assignment]:
+    item = Item.objects.create(campaign=campaign, cid=cid, media_type="image/png")
+    lease = Assignment.objects.create(
+        item=item, worker=worker, campaign=campaign, leased_until=timezone.now()
+    )
+    return item, lease
+
+
+def _submit_label(key: str, item_id: int, label: str) -> Annotation | None:
+    return hot_sql.token_submit_label(
+        key=key, item_id=item_id, label=label, duration_ms=1500, now=timezone.now()
+    )
+
+
+def test_token_submit_label_writes_the_label_its_lease_and_its_counts() -> None:
+    """The one-statement submit stores what the full path stores: the label row (as the ORM loads
+    it), the lease submitted, the item's count and the worker's shard of the campaign's tally."""
+    campaign = CampaignFactory.create()
+    worker = UserFactory.create()
+    key = Token.objects.create(user=worker).key
+    item, lease = _leased(campaign, worker)
+
+    written = _submit_label(key, item.pk, "dog")
+
+    assert written is not None
+    _same_fields(
+        written,
+        Annotation.objects.get(pk=written.pk),
+        ["id", "item_id", "worker_id", "assignment_id", "value", "label", "duration_ms"],
+    )
+    assert written.value == {"label": "dog"}
+    assert written.assignment_id == lease.pk
+    assert Assignment.objects.get(pk=lease.pk).status == "submitted"
+    assert Item.objects.get(pk=item.pk).label_count == 1
+    shard = CampaignLabelTally.objects.get(campaign=campaign)
+    assert (shard.shard, shard.labels) == (worker.pk % CampaignLabelTally.SHARDS, 1)
+    # The lease is used: a second label on the item is refused, and changes nothing.
+    assert _submit_label(key, item.pk, "cat") is None
+    assert Annotation.objects.filter(item=item).count() == 1
+    assert campaign_label_count(campaign_id=campaign.pk) == 1
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown token",
+        "inactive user",
+        "not leased to this worker",
+        "lease expired",
+        "no such item",
+        "unknown class",
+        "bounding-box campaign",
+    ],
+)
+def test_token_submit_label_writes_nothing_when_a_check_fails(case: str) -> None:
+    """Each check the full path makes (token auth, the lease, the class) is one the statement
+    makes: when one fails it returns None and nothing at all is written."""
+    campaign = CampaignFactory.create()
+    worker, other = UserFactory.create(), UserFactory.create()
+    key = Token.objects.create(user=worker).key
+    item, lease = _leased(campaign, worker)
+    item_id, label = item.pk, "cat"
+    if case == "unknown token":
+        key = "0" * 40
+    elif case == "inactive user":
+        User.objects.filter(pk=worker.pk).update(is_active=False)
+    elif case == "not leased to this worker":
+        Assignment.objects.filter(pk=lease.pk).update(worker=other)
+    elif case == "lease expired":
+        Assignment.objects.filter(pk=lease.pk).update(status="expired")
+    elif case == "no such item":
+        item_id = item.pk + 999
+    elif case == "unknown class":
+        label = "horse"
+    elif case == "bounding-box campaign":
+        Campaign.objects.filter(pk=campaign.pk).update(task_type="image_bbox")
+    status = Assignment.objects.get(pk=lease.pk).status
+
+    assert _submit_label(key, item_id, label) is None
+
+    assert not Annotation.objects.exists()
+    assert Assignment.objects.get(pk=lease.pk).status == status
+    assert Item.objects.get(pk=item.pk).label_count == 0
+    assert not CampaignLabelTally.objects.exists()
+
+
+def test_token_submit_label_accepts_exactly_the_labels_validate_value_accepts() -> None:
+    """The statement's class check (jsonb containment on the stored schema) and
+    `schema.validate_value` agree on every label: near misses in case, space and Unicode form,
+    quotes, backslashes, JSON-looking text, another key of a class entry and the empty string."""
+    names = ["cat", "Dog", 'say "hi"', "back\\slash", "naïve", "日本", "a b", "{}", "1"]
+    schema = normalize_schema(names, task_type="text_classification")
+    campaign = CampaignFactory.create(task_type="text_classification", label_schema=schema)
+    worker = UserFactory.create()
+    key = Token.objects.create(user=worker).key
+    tries = [
+        *names,
+        "Cat",
+        "cat ",
+        " cat",
+        "dog",
+        "nai\u0308ve",  # the same word, decomposed: a different string
+        '{"name": "cat"}',
+        "#0072B2",  # a colour of the schema, not a class
+        "",
+        "a  b",
+        "[]",
+    ]
+    for index, label in enumerate(tries):
+        item, _lease = _leased(campaign, worker, cid=f"bafkreitry{index}")
+        try:
+            validate_value(task_type=campaign.task_type, schema=schema, label=label)
+            valid = True
+        except ApplicationError:
+            valid = False
+        written = _submit_label(key, item.pk, label)
+        assert (written is not None) == valid, label
+        if written is not None:
+            assert Annotation.objects.get(pk=written.pk).label == label
+    assert Annotation.objects.count() == len(names)
