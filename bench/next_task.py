@@ -551,9 +551,9 @@ def explain(url: str, seeded: dict[str, Any]) -> str:
 # The statements of one cycle as the web path sends them on PostgreSQL (labeling/fast_lane.py,
 # labeling/services/hot_sql.py and the lease function of migration labeling 0007; prepared,
 # -M prepared; each in autocommit, its own transaction): token + campaign and block, the lease;
-# token + item and lease, the submit's write. Without Django: what PostgreSQL alone can do on
-# this machine. One pgbench client = one contributor; the item is closed once full, as the closer
-# does.
+# the submit of a class label (token, lease and class checked by its write). Without Django:
+# what PostgreSQL alone can do on this machine. One pgbench client = one contributor; the item is
+# closed once full, as the closer does.
 PGBENCH_CYCLE = """
 \\set w :first_worker + :client_id
 SELECT u.id, c.id, c.status, c.label_schema, b.id IS NOT NULL AS blocked
@@ -563,27 +563,30 @@ SELECT u.id, c.id, c.status, c.label_schema, b.id IS NOT NULL AS blocked
   WHERE t.user_id = :w;
 SELECT lease_id AS lease, lease_item_id AS item FROM labeling_lease_next(
   1264144196, :w, :c, false, now(), now() + interval '5 minutes', 3, NULL::numeric) \\gset
-SELECT u.id, i.status, c.id, c.label_schema, a.id, a.status
+WITH target AS (
+  SELECT a.id, a.campaign_id, a.worker_id
   FROM authtoken_token t JOIN accounts_user u ON u.id = t.user_id
-  LEFT JOIN labeling_item i ON i.id = :item
-  LEFT JOIN labeling_campaign c ON c.id = i.campaign_id
-  LEFT JOIN labeling_assignment a ON a.item_id = i.id AND a.worker_id = u.id
-  WHERE t.user_id = :w;
-WITH locked AS (
-  SELECT id FROM labeling_item WHERE id = :item FOR UPDATE
+  JOIN labeling_assignment a ON a.worker_id = u.id AND a.item_id = :item
+  JOIN labeling_campaign c ON c.id = a.campaign_id
+  WHERE t.user_id = :w AND u.is_active AND a.status = 'leased'
+    AND c.task_type IN ('image_classification', 'text_classification')
+    AND c.label_schema -> 'classes' @> '[{"name": "positive"}]'::jsonb
+), locked AS (
+  SELECT id FROM labeling_item WHERE id = :item AND EXISTS (SELECT 1 FROM target) FOR UPDATE
 ), lease AS (
-  UPDATE labeling_assignment SET status = 'submitted'
-  WHERE id = :lease AND status = 'leased' AND EXISTS (SELECT 1 FROM locked)
-  RETURNING id
+  UPDATE labeling_assignment a SET status = 'submitted' FROM target
+  WHERE a.id = target.id AND a.status = 'leased' AND EXISTS (SELECT 1 FROM locked)
+  RETURNING a.id, a.campaign_id, a.worker_id
 ), ann AS (
   INSERT INTO labeling_annotation (item_id, worker_id, assignment_id, value, label, created_at)
-  SELECT :item, :w, lease.id, '{"label": "positive"}', 'positive', now() FROM lease RETURNING id
+  SELECT :item, lease.worker_id, lease.id, '{"label": "positive"}', 'positive', now()
+  FROM lease RETURNING id
 ), item AS (
   UPDATE labeling_item SET label_count = label_count + 1
   WHERE id = :item AND EXISTS (SELECT 1 FROM lease)
 ), tally AS (
   INSERT INTO labeling_campaignlabeltally (campaign_id, shard, labels)
-  SELECT :c, :w % 16, 1 FROM lease
+  SELECT lease.campaign_id, mod(lease.worker_id, 16), 1 FROM lease
   ON CONFLICT (campaign_id, shard) DO UPDATE SET labels = labeling_campaignlabeltally.labels + 1
 )
 SELECT id FROM ann;
