@@ -413,6 +413,8 @@ def token_submit_label(
     live lease on the item, the item's campaign is not a classification or the label is not one
     of its classes: the full path (`annotation_submit`) says which.
     """
+    if "\x00" in label:  # never a class (PostgreSQL's text cannot hold it), and a failed cast
+        return None
     value = {"label": label}
     with prepared_cursor() as cursor:
         cursor.execute(

@@ -192,6 +192,7 @@ def test_nothing_left_is_a_204_from_the_fast_lane(
         ("bad token", 401),
         ("inactive user", 401),
         ("unknown class", 400),
+        ("NUL in the class", 400),
         ("unknown field", 400),
         ("malformed JSON", 400),
         ("NaN", 400),
@@ -221,6 +222,8 @@ def test_everything_else_is_django_s_answer(
         User.objects.filter(pk=worker.pk).update(is_active=False)
     elif case == "unknown class":
         kwargs["body"] = _label("horse")
+    elif case == "NUL in the class":  # PostgreSQL's jsonb has no \u0000: never a class name
+        kwargs["body"] = _label("cat\u0000")
     elif case == "unknown field":
         kwargs["body"] = b'{"label": "cat", "colour": "red"}'
     elif case == "malformed JSON":
