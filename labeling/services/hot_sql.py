@@ -403,6 +403,16 @@ SELECT id, worker_id, assignment_id, created_at FROM ann
 """  # noqa: S608 - table names and the task types are the models' constants
 
 
+def _storable(text: str) -> bool:
+    """Text PostgreSQL can take: UTF-8 (no lone surrogates, which JSON can spell) without NUL.
+    Anything else is never a class name, and as a parameter it would fail the statement."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def token_submit_label(
     *, key: str, item_id: int, label: str, duration_ms: int | None, now: datetime
 ) -> Annotation | None:
@@ -413,7 +423,7 @@ def token_submit_label(
     live lease on the item, the item's campaign is not a classification or the label is not one
     of its classes: the full path (`annotation_submit`) says which.
     """
-    if "\x00" in label:  # never a class (PostgreSQL's text cannot hold it), and a failed cast
+    if not _storable(label):
         return None
     value = {"label": label}
     with prepared_cursor() as cursor:

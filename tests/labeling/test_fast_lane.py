@@ -193,6 +193,7 @@ def test_nothing_left_is_a_204_from_the_fast_lane(
         ("inactive user", 401),
         ("unknown class", 400),
         ("NUL in the class", 400),
+        ("lone surrogate in the class", 400),
         ("unknown field", 400),
         ("malformed JSON", 400),
         ("NaN", 400),
@@ -224,6 +225,8 @@ def test_everything_else_is_django_s_answer(
         kwargs["body"] = _label("horse")
     elif case == "NUL in the class":  # PostgreSQL's jsonb has no \u0000: never a class name
         kwargs["body"] = _label("cat\u0000")
+    elif case == "lone surrogate in the class":  # valid JSON, but no UTF-8 for PostgreSQL
+        kwargs["body"] = b'{"label": "cat\\ud800"}'
     elif case == "unknown field":
         kwargs["body"] = b'{"label": "cat", "colour": "red"}'
     elif case == "malformed JSON":

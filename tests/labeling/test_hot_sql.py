@@ -273,6 +273,7 @@ def test_token_submit_label_writes_the_label_its_lease_and_its_counts() -> None:
         "no such item",
         "unknown class",
         "NUL in the label",
+        "lone surrogate in the label",
         "bounding-box campaign",
     ],
 )
@@ -298,6 +299,8 @@ def test_token_submit_label_writes_nothing_when_a_check_fails(case: str) -> None
         label = "horse"
     elif case == "NUL in the label":
         label = "cat\x00"
+    elif case == "lone surrogate in the label":
+        label = "cat\ud800"
     elif case == "bounding-box campaign":
         Campaign.objects.filter(pk=campaign.pk).update(task_type="image_bbox")
     status = Assignment.objects.get(pk=lease.pk).status
