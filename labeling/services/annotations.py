@@ -162,8 +162,6 @@ def _submit_sql(
         task_type=campaign.task_type, schema=campaign.label_schema, label=label, boxes=boxes
     )
     annotation = hot_sql.submit_write(
-        worker=worker,
-        campaign_id=campaign.pk,
         item_id=item_id,
         assignment_id=target.assignment_id,
         value=value,

@@ -213,35 +213,42 @@ LEFT JOIN labeling_campaign c ON c.id = i.campaign_id
 LEFT JOIN labeling_assignment a ON a.item_id = i.id AND a.worker_id = u.id
 WHERE t.key = %s
 """
-# The item row is locked first (lock order): `EXISTS (SELECT 1 FROM locked)` is uncorrelated, so
-# PostgreSQL evaluates it once, as a one-time filter, before the lease UPDATE scans for its row.
-# The lease is marked submitted only if it is still leased, and the label exists only if it was:
-# the UPDATE re-checks the lease on its newest version (READ COMMITTED re-evaluates a row changed
-# since the statement's snapshot). The label is counted on its item and in its worker's shard of
-# the campaign's tally.
-_SUBMIT_WRITE = """
-WITH locked AS (
-    SELECT id FROM labeling_item WHERE id = %(item)s FOR UPDATE
-), lease AS (
-    UPDATE labeling_assignment SET status = 'submitted'
-    WHERE id = %(assignment)s AND status = 'leased' AND EXISTS (SELECT 1 FROM locked)
-    RETURNING id
-), ann AS (
+# What both submit statements write once their `lease` CTE has marked the lease submitted
+# (RETURNING id, campaign_id, worker_id; no row when it was no longer leased): the label, counted
+# on its item and in its worker's shard of the campaign's tally. No row, nothing written.
+_WRITES_AFTER_LEASE = """, ann AS (
     INSERT INTO labeling_annotation (item_id, worker_id, assignment_id, value, label, duration_ms,
                                      created_at)
-    SELECT %(item)s, %(worker)s, lease.id, %(value)s::jsonb, %(label)s, %(duration_ms)s, %(now)s
+    SELECT %(item)s, lease.worker_id, lease.id, %(value)s::jsonb, %(label)s, %(duration_ms)s,
+           %(now)s
     FROM lease
-    RETURNING id, created_at
+    RETURNING id, worker_id, assignment_id, created_at
 ), item AS (
     UPDATE labeling_item SET label_count = label_count + 1
     WHERE id = %(item)s AND EXISTS (SELECT 1 FROM lease)
 ), tally AS (
     INSERT INTO labeling_campaignlabeltally (campaign_id, shard, labels)
-    SELECT %(campaign)s, %(shard)s, 1 FROM lease
+    SELECT lease.campaign_id, mod(lease.worker_id, %(shards)s), 1 FROM lease
     ON CONFLICT (campaign_id, shard) DO UPDATE SET labels = labeling_campaignlabeltally.labels + 1
 )
-SELECT id, created_at FROM ann
+SELECT id, worker_id, assignment_id, created_at FROM ann
 """
+# The item row is locked first (lock order): `EXISTS (SELECT 1 FROM locked)` is uncorrelated, so
+# PostgreSQL evaluates it once, as a one-time filter, before the lease UPDATE scans for its row.
+# The lease is marked submitted only if it is still leased, and the label exists only if it was:
+# the UPDATE re-checks the lease on its newest version (READ COMMITTED re-evaluates a row changed
+# since the statement's snapshot).
+_SUBMIT_WRITE = (
+    """
+WITH locked AS (
+    SELECT id FROM labeling_item WHERE id = %(item)s FOR UPDATE
+), lease AS (
+    UPDATE labeling_assignment SET status = 'submitted'
+    WHERE id = %(assignment)s AND status = 'leased' AND EXISTS (SELECT 1 FROM locked)
+    RETURNING id, campaign_id, worker_id
+)"""  # noqa: S608 - the statement's own text, no input
+    + _WRITES_AFTER_LEASE
+)
 
 
 class SubmitTarget:
@@ -308,8 +315,6 @@ def _submit_target(row: tuple[Any, ...]) -> SubmitTarget:
 
 def submit_write(
     *,
-    worker: User,
-    campaign_id: int,
     item_id: int,
     assignment_id: int,
     value: dict[str, Any],
@@ -323,31 +328,53 @@ def submit_write(
     """
     label = value.get("label", "")
     label = label if isinstance(label, str) else ""
+    params = {"assignment": assignment_id}
+    return _write(
+        _SUBMIT_WRITE,
+        params,
+        item_id=item_id,
+        value=value,
+        label=label,
+        duration_ms=duration_ms,
+        now=now,
+    )
+
+
+def _write(
+    sql: str,
+    params: dict[str, Any],
+    *,
+    item_id: int,
+    value: dict[str, Any],
+    label: str,
+    duration_ms: int | None,
+    now: datetime,
+) -> Annotation | None:
+    """Run a submit statement ending in `_WRITES_AFTER_LEASE`: the label it wrote, as the ORM
+    would load it, or None if it wrote nothing."""
     with prepared_cursor() as cursor:
         cursor.execute(
-            _SUBMIT_WRITE,
+            sql,
             {
+                **params,
                 "item": item_id,
-                "worker": worker.pk,
-                "campaign": campaign_id,
-                "shard": worker.pk % CampaignLabelTally.SHARDS,
-                "assignment": assignment_id,
                 "value": json.dumps(value),
                 "label": label,
                 "duration_ms": duration_ms,
                 "now": now,
+                "shards": CampaignLabelTally.SHARDS,
             },
         )
         row = cursor.fetchone()
     if row is None:
         return None
-    annotation_id, created_at = row
-    annotation = _loaded(
+    annotation_id, worker_id, assignment_id, created_at = row
+    return _loaded(
         Annotation,
         {
             "id": annotation_id,
             "item_id": item_id,
-            "worker_id": worker.pk,
+            "worker_id": worker_id,
             "assignment_id": assignment_id,
             "value": value,
             "label": label,
@@ -355,20 +382,20 @@ def submit_write(
             "created_at": created_at,
         },
     )
-    return annotation
 
 
 # The whole submit of a class label by an API client in one statement: the token's active user,
 # their live lease on the item, the label one of the campaign's classes, then `_SUBMIT_WRITE`'s
-# writes with the same lock order (the item first) and the same re-check of the lease. When any
-# condition fails it writes nothing and returns no row; the caller then takes the long way, which
-# names why. The class check is jsonb containment on the campaign's stored, normalised schema,
+# item lock first, lease re-check and writes (`_WRITES_AFTER_LEASE`). When any condition fails
+# it writes nothing and returns no row; the caller then takes the long way, which names why. The
+# class check is jsonb containment on the campaign's stored, normalised schema,
 # `{"classes": [{"name": …, "hotkey": …, "color": …}, …]}`: the label is accepted exactly when
 # `schema.validate_value` accepts it (tests/labeling/test_hot_sql.py compares the two).
 _CLASSIFICATION_TYPES = ", ".join(
     f"'{task_type}'" for task_type in (TaskType.IMAGE_CLASSIFICATION, TaskType.TEXT_CLASSIFICATION)
 )
-_TOKEN_SUBMIT_LABEL = f"""
+_TOKEN_SUBMIT_LABEL = (
+    f"""
 WITH target AS (
     SELECT a.id, a.campaign_id, a.worker_id
     {TOKEN_USER_FROM}
@@ -384,23 +411,9 @@ WITH target AS (
     FROM target
     WHERE a.id = target.id AND a.status = 'leased' AND EXISTS (SELECT 1 FROM locked)
     RETURNING a.id, a.campaign_id, a.worker_id
-), ann AS (
-    INSERT INTO labeling_annotation (item_id, worker_id, assignment_id, value, label, duration_ms,
-                                     created_at)
-    SELECT %(item)s, lease.worker_id, lease.id, %(value)s::jsonb, %(label)s, %(duration_ms)s,
-           %(now)s
-    FROM lease
-    RETURNING id, worker_id, assignment_id, created_at
-), item AS (
-    UPDATE labeling_item SET label_count = label_count + 1
-    WHERE id = %(item)s AND EXISTS (SELECT 1 FROM lease)
-), tally AS (
-    INSERT INTO labeling_campaignlabeltally (campaign_id, shard, labels)
-    SELECT lease.campaign_id, mod(lease.worker_id, %(shards)s), 1 FROM lease
-    ON CONFLICT (campaign_id, shard) DO UPDATE SET labels = labeling_campaignlabeltally.labels + 1
+)"""  # noqa: S608 - table names and the task types are the models' constants
+    + _WRITES_AFTER_LEASE
 )
-SELECT id, worker_id, assignment_id, created_at FROM ann
-"""  # noqa: S608 - table names and the task types are the models' constants
 
 
 def _storable(text: str) -> bool:
@@ -425,35 +438,13 @@ def token_submit_label(
     """
     if not _storable(label):
         return None
-    value = {"label": label}
-    with prepared_cursor() as cursor:
-        cursor.execute(
-            _TOKEN_SUBMIT_LABEL,
-            {
-                "key": key,
-                "item": item_id,
-                "classes": json.dumps([{"name": label}]),
-                "value": json.dumps(value),
-                "label": label,
-                "duration_ms": duration_ms,
-                "now": now,
-                "shards": CampaignLabelTally.SHARDS,
-            },
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    annotation_id, worker_id, assignment_id, created_at = row
-    return _loaded(
-        Annotation,
-        {
-            "id": annotation_id,
-            "item_id": item_id,
-            "worker_id": worker_id,
-            "assignment_id": assignment_id,
-            "value": value,
-            "label": label,
-            "duration_ms": duration_ms,
-            "created_at": created_at,
-        },
+    params = {"key": key, "classes": json.dumps([{"name": label}])}
+    return _write(
+        _TOKEN_SUBMIT_LABEL,
+        params,
+        item_id=item_id,
+        value={"label": label},
+        label=label,
+        duration_ms=duration_ms,
+        now=now,
     )

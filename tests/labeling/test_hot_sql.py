@@ -101,8 +101,6 @@ def test_lease_and_submit_load_what_the_database_holds() -> None:
         assert target.assignment_id == lease.pk
         assert target.campaign.label_schema == campaign.label_schema
         annotation = hot_sql.submit_write(
-            worker=worker,
-            campaign_id=campaign.pk,
             item_id=item.pk,
             assignment_id=lease.pk,
             value={"label": "dog"},
@@ -152,8 +150,6 @@ def test_submit_write_writes_nothing_unless_the_lease_is_still_leased() -> None:
     Assignment.objects.filter(pk=lease.pk).update(status="expired")
     with transaction.atomic():
         written = hot_sql.submit_write(
-            worker=worker,
-            campaign_id=campaign.pk,
             item_id=item.pk,
             assignment_id=lease.pk,
             value={"label": "cat"},
