@@ -556,13 +556,20 @@ def explain(url: str, seeded: dict[str, Any]) -> str:
 # closed once full, as the closer does.
 PGBENCH_CYCLE = """
 \\set w :first_worker + :client_id
-SELECT u.id, c.id, c.status, c.label_schema, b.id IS NOT NULL AS blocked
+WITH r AS (
+  SELECT u.id AS w, c.id AS c, c.label_schema, c.max_labels,
+         u.is_active AND c.status = 'active' AND b.id IS NULL AS go
   FROM authtoken_token t JOIN accounts_user u ON u.id = t.user_id
   LEFT JOIN labeling_campaign c ON c.id = :c
   LEFT JOIN labeling_workerblock b ON b.campaign_id = c.id AND b.worker_id = u.id
-  WHERE t.user_id = :w;
-SELECT lease_id AS lease, lease_item_id AS item FROM labeling_lease_next(
-  1264144196, :w, :c, false, now(), now() + interval '5 minutes', 3, NULL::numeric) \\gset
+  WHERE t.user_id = :w
+)
+SELECT l.lease_id AS lease, l.lease_item_id AS item FROM r LEFT JOIN (
+  SELECT l.* FROM r AS g CROSS JOIN LATERAL labeling_lease_next(
+    1264144196, g.w, g.c, false, now(), now() + interval '5 minutes', g.max_labels,
+    NULL::numeric) AS l
+  WHERE g.go
+) AS l ON true \\gset
 WITH target AS (
   SELECT a.id, a.campaign_id, a.worker_id
   FROM authtoken_token t JOIN accounts_user u ON u.id = t.user_id

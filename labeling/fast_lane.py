@@ -18,10 +18,11 @@ call again and answers with its usual error. Any other exception is not retried 
 the commit, from an on-commit hook): it propagates, a 500 as Django would give. The answers are the
 API views' answers, byte for byte and header for header (tests/labeling/test_fast_lane.py).
 
-On PostgreSQL the token's user is read in the same statement as each call's first read (the
-campaign for next; for a submit of a class label, the whole submit is that one statement, which
-checks the token, the lease and the class itself and writes nothing when one fails; for other
-submits, the item and lease): one round trip fewer per call, same rules.
+On PostgreSQL both calls check the token in the statement that does the work, one round trip
+fewer per call, same rules: next-task is one statement (the token's user, the campaign, the
+worker's block and the lease), and so is the submit of a class label (the token, the lease and
+the class, then the write); either writes nothing when a check fails. Other submits read the
+token's user with the item and lease.
 
 Off with KYODO_FAST_LANE=0.
 """
@@ -155,12 +156,12 @@ class FastLane:
     def _next(self, environ: dict[str, Any], key: str, campaign_id: int) -> Answer:
         try:
             if connection.vendor == "postgresql":
-                worker, found = self._token_read(
-                    lambda: hot_sql.token_campaign_for_lease(key=key, campaign_id=campaign_id)
-                )
-                assignment = services.task_lease_next_read(
-                    campaign_id=campaign_id, worker=worker, found=found
-                )
+                # One statement reads the token, the campaign and the block, and leases; when a
+                # check fails it leases nothing, and Django's full path names why.
+                found = services.task_lease_next_for_token(key=key, campaign_id=campaign_id)
+                if found is None:
+                    raise _Skip("refused")
+                _worker, assignment = found
             else:
                 worker = self._user(key)
                 assignment = services.task_lease_next_in(campaign_id=campaign_id, worker=worker)

@@ -6,7 +6,12 @@ from .campaigns import campaign_create, campaign_set_status
 from .imports import import_job_create, import_job_run
 from .ingest import UploadResult, items_upload
 from .items import item_complete, item_set_priority, items_set_priority
-from .leases import leases_expire, task_lease_next, task_lease_next_in, task_lease_next_read
+from .leases import (
+    leases_expire,
+    task_lease_next,
+    task_lease_next_for_token,
+    task_lease_next_in,
+)
 
 __all__ = [
     "UploadResult",
@@ -22,8 +27,8 @@ __all__ = [
     "items_upload",
     "leases_expire",
     "task_lease_next",
+    "task_lease_next_for_token",
     "task_lease_next_in",
-    "task_lease_next_read",
     "worker_block",
     "worker_blocked_error",
     "worker_unblock",

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from django.db import connection, models
 
 from accounts.authentication import TOKEN_USER_FROM, USER_COLUMNS, user_from_row
 from accounts.models import User
-from core.sql import prepared_cursor
+from core.sql import Params, prepared_cursor
 
 from ..models import (
     Annotation,
@@ -30,6 +30,7 @@ from ..models import (
     AssignmentStatus,
     Campaign,
     CampaignLabelTally,
+    CampaignStatus,
     Item,
     TaskType,
 )
@@ -66,19 +67,9 @@ WHERE c.id = %s
 )
 
 
-# The same read for an API client, with its token's user in the same statement (one round trip
-# fewer per call); the campaign's columns are NULL when there is no such campaign.
-_TOKEN_CAMPAIGN_FOR_LEASE = (
-    f"SELECT {USER_COLUMNS}, "
-    + ", ".join(f"c.{name}" for name in _CAMPAIGN_FIELDS)
-    + f""", b.id IS NOT NULL, b.reason
-{TOKEN_USER_FROM}
-LEFT JOIN labeling_campaign c ON c.id = %s
-LEFT JOIN labeling_workerblock b ON b.campaign_id = c.id AND b.worker_id = u.id
-WHERE t.key = %s
-"""
-)
 CampaignRead = tuple[Campaign, str | None] | None
+# The labels a budgeted campaign that pays nothing per label can afford (the function's numeric).
+UNLIMITED_LABELS = 2**31 - 1
 
 
 def campaign_for_lease(*, campaign_id: int, worker_id: int) -> CampaignRead:
@@ -90,22 +81,10 @@ def campaign_for_lease(*, campaign_id: int, worker_id: int) -> CampaignRead:
     return None if row is None else _campaign_read(row)
 
 
-def token_campaign_for_lease(*, key: str, campaign_id: int) -> tuple[User, CampaignRead] | None:
-    """`campaign_for_lease` for the user of an API token, and that user, in one statement.
-
-    None: no such token. Raises AuthenticationFailed for an inactive user, as token auth does.
-    """
-    found = _with_token_user(_TOKEN_CAMPAIGN_FOR_LEASE, [campaign_id, key])
-    if found is None:
-        return None
-    user, rest = found
-    return user, None if rest[0] is None else _campaign_read(rest)
-
-
 _USER_COLUMN_COUNT = len(User._meta.concrete_fields)
 
 
-def _with_token_user(sql: str, params: list[Any]) -> tuple[User, tuple[Any, ...]] | None:
+def _with_token_user(sql: str, params: Params) -> tuple[User, tuple[Any, ...]] | None:
     """Run a statement whose row starts with the token's user (USER_COLUMNS): the user, and the
     rest of the row. None: no such token."""
     with prepared_cursor() as cursor:
@@ -167,8 +146,11 @@ def lease_next(
     with prepared_cursor() as cursor:
         cursor.execute(_LEASE_NEXT, params)
         row = cursor.fetchone()
-    if row is None:
-        return None
+    return None if row is None else _lease(row, campaign=campaign, worker=worker)
+
+
+def _lease(row: tuple[Any, ...], *, campaign: Campaign, worker: User) -> tuple[Assignment, bool]:
+    """The lease function's row as (the lease with its item, campaign and worker, is it new)."""
     lease_id, item_id, leased_until, is_new, cid, media_type, text = row
     item = _loaded(
         Item,
@@ -195,6 +177,80 @@ def lease_next(
     assignment.campaign = campaign
     assignment.worker = worker
     return assignment, bool(is_new)
+
+
+# Next-task for an API client as one statement: the token's user, the campaign and the worker's
+# block (`_CAMPAIGN_FOR_LEASE`'s read), and, only when the campaign is active, the user active and
+# not blocked from it, the lease function's call with the arguments `leases._lease_once_sql` would
+# give it (its gold draw and budget arithmetic, in SQL). The call is gated by the join: the
+# function runs once per row of `go`, and `go` has no row when a check fails, so nothing is
+# leased then; the caller's full path names the error. Outer row: the user's columns, the
+# campaign's and the block's (NULLs when there is no such campaign), the gate's, the lease's
+# (NULLs when there was no call or nothing was free).
+_GO_COLUMNS = 6
+_TOKEN_LEASE_NEXT = f"""
+WITH r AS (
+    SELECT {USER_COLUMNS}, {", ".join(f"c.{name}" for name in _CAMPAIGN_FIELDS)},
+           b.id IS NOT NULL, b.reason,
+           u.is_active AND c.status = '{CampaignStatus.ACTIVE}' AND b.id IS NULL AS go,
+           u.id AS go_worker, c.id AS go_campaign, c.max_labels AS go_max_labels,
+           %(gold_draw)s::float8 < c.gold_ratio AS go_gold_first,
+           CASE WHEN c.budget IS NULL THEN NULL
+                WHEN c.reward_per_label = 0 THEN {UNLIMITED_LABELS}
+                ELSE div(c.budget, c.reward_per_label) END AS go_affordable
+    {TOKEN_USER_FROM}
+    LEFT JOIN labeling_campaign c ON c.id = %(campaign)s
+    LEFT JOIN labeling_workerblock b ON b.campaign_id = c.id AND b.worker_id = u.id
+    WHERE t.key = %(key)s
+)
+SELECT r.*, l.* FROM r LEFT JOIN (
+    SELECT l.* FROM r AS g CROSS JOIN LATERAL labeling_lease_next(
+        %(lock_class)s::int4, g.go_worker, g.go_campaign, g.go_gold_first, %(now)s::timestamptz,
+        %(until)s::timestamptz, g.go_max_labels, g.go_affordable
+    ) AS l
+    WHERE g.go
+) AS l ON true
+"""  # noqa: S608 - table names and the status are the models' constants
+
+
+class TokenLease(NamedTuple):
+    worker: User
+    campaign: Campaign | None  # None: no such campaign
+    went: bool  # the checks passed and the lease function ran
+    lease: tuple[Assignment, bool] | None  # `lease_next`'s answer, when it ran
+
+
+def token_lease_next(
+    *, key: str, campaign_id: int, lock_class: int, gold_draw: float, now: datetime, until: datetime
+) -> TokenLease | None:
+    """`campaign_for_lease` and, when the campaign is open to the token's user, `lease_next`, in
+    one statement (autocommit: the function's call is its own transaction, as alone).
+
+    None: no such token. Raises AuthenticationFailed for an inactive user, as token auth does;
+    Django's DatabaseError with SQLSTATE `BUDGET_EXHAUSTED`, or IntegrityError, as `lease_next`.
+    `gold_draw`: the draw in [0, 1) that serves a gold item when it is below the gold ratio.
+    """
+    params = {
+        "key": key,
+        "campaign": campaign_id,
+        "gold_draw": gold_draw,
+        "lock_class": lock_class,
+        "now": now,
+        "until": until,
+    }
+    found = _with_token_user(_TOKEN_LEASE_NEXT, params)
+    if found is None:
+        return None
+    worker, rest = found
+    n_read = len(_CAMPAIGN_FIELDS) + 2
+    went, lease_row = bool(rest[n_read]), rest[n_read + _GO_COLUMNS :]
+    if rest[0] is None:
+        return TokenLease(worker, None, went=False, lease=None)
+    campaign, _block = _campaign_read(rest[:n_read])
+    lease = None
+    if went and lease_row[0] is not None:
+        lease = _lease(lease_row, campaign=campaign, worker=worker)
+    return TokenLease(worker, campaign, went=went, lease=lease)
 
 
 _SUBMIT_TARGET = """

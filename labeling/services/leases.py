@@ -93,7 +93,7 @@ def _affordable(campaign: Campaign) -> int | None:
     if campaign.budget is None:
         return None
     reward = int(campaign.reward_per_label or 0)
-    return int(campaign.budget) // reward if reward else 2**31 - 1
+    return int(campaign.budget) // reward if reward else hot_sql.UNLIMITED_LABELS
 
 
 def _reserve_budget(campaign: Campaign) -> bool:
@@ -128,14 +128,6 @@ def task_lease_next_in(*, campaign_id: int, worker: User) -> Assignment | None:
     found = None
     if connection.vendor == "postgresql":
         found = hot_sql.campaign_for_lease(campaign_id=campaign_id, worker_id=worker.pk)
-    return task_lease_next_read(campaign_id=campaign_id, worker=worker, found=found)
-
-
-def task_lease_next_read(
-    *, campaign_id: int, worker: User, found: hot_sql.CampaignRead
-) -> Assignment | None:
-    """`task_lease_next_in` with the campaign already read by the caller (`hot_sql`'s read, as
-    the fast lane makes it together with the token's user)."""
     if found is None or not found[0].is_open_to(worker):
         campaign = campaign_get_for(user=worker, campaign_id=campaign_id)
         return task_lease_next(campaign=campaign, worker=worker)
@@ -146,13 +138,60 @@ def task_lease_next_read(
     return _lease_next(campaign=campaign, worker=worker)
 
 
+def task_lease_next_for_token(
+    *, key: str, campaign_id: int
+) -> tuple[User, Assignment | None] | None:
+    """`task_lease_next_in` for the user of an API token, in one statement (PostgreSQL,
+    autocommit; `hot_sql.token_lease_next`): the token, the campaign, the worker's block and the
+    lease in one round trip. (the user, their lease or None when nothing is left); None, with
+    nothing leased, when the token is unknown, the campaign missing or not active, the worker
+    blocked from it or its budget spoken for: then `task_lease_next_in` (after the usual
+    authentication) names the error. Raises AuthenticationFailed for an inactive user. The fast
+    lane's next.
+    """
+    try:
+        if connection.in_atomic_block:  # a savepoint, as `_lease_once`
+            with transaction.atomic():
+                found = _token_lease_once(key=key, campaign_id=campaign_id)
+        else:
+            found = _token_lease_once(key=key, campaign_id=campaign_id)
+    except IntegrityError:
+        return None  # rolled back whole; the full path tries again (see `_lease_next`)
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) == hot_sql.BUDGET_EXHAUSTED:
+            return None
+        raise
+    if found is None or not found.went or found.campaign is None:
+        return None
+    if found.lease is not None:
+        return found.worker, found.lease[0]
+    # Nothing was free: as `_lease_next` after its first attempt.
+    lease = _lease_next(campaign=found.campaign, worker=found.worker, missed=True)
+    return found.worker, lease
+
+
+def _token_lease_once(*, key: str, campaign_id: int) -> hot_sql.TokenLease | None:
+    now = timezone.now()
+    return hot_sql.token_lease_next(
+        key=key,
+        campaign_id=campaign_id,
+        lock_class=_LEASE_LOCK_CLASS,
+        gold_draw=random.random(),  # noqa: S311 - `_wants_gold`'s draw
+        now=now,
+        until=now + timedelta(seconds=settings.KYODO_LEASE_SECONDS),
+    )
+
+
 def _check_active(campaign: Campaign) -> None:
     if campaign.status != CampaignStatus.ACTIVE:
         raise Conflict(f"campaign is {campaign.status}", code="campaign_not_active")
 
 
-def _lease_next(*, campaign: Campaign, worker: User) -> Assignment | None:
-    reclaimed = False
+def _lease_next(*, campaign: Campaign, worker: User, missed: bool = False) -> Assignment | None:
+    """`missed`: an attempt found nothing free already (reclaim first)."""
+    if missed and not leases_expire(campaign_id=campaign.pk, limit=RECLAIM_BATCH):
+        return None
+    reclaimed = missed
     for _ in range(MAX_ATTEMPTS):
         try:
             assignment = _lease_once(campaign=campaign, worker=worker)

@@ -10,6 +10,7 @@ those paths are contended too.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -26,6 +27,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from labeling.fast_lane import FastLane
 from labeling.models import (
     Annotation,
     Assignment,
@@ -42,6 +44,7 @@ from rewards.models import RewardEntry, RewardStatus
 
 from ..conftest import client_for, need_service
 from ..factories import CampaignFactory, UserFactory
+from .test_fast_lane import Spy, call
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
 
@@ -126,7 +129,44 @@ class Tally:
             self.status[key] += 1
 
 
-def one_cycle(*, client: APIClient, campaign_id: int, label: str, tally: Tally) -> bool:
+class LaneClient:
+    """An API client whose calls go through the fast lane in front of Django's WSGI handler, as
+    the web server sends them (the APIClient calls Django's handler directly): on PostgreSQL
+    next-task and a class label's submit are then one statement each."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def get(self, path: str) -> LaneAnswer:
+        return LaneAnswer(*call(_LANE, "GET", path, token=self.key)[::2])
+
+    def post(self, path: str, data: dict[str, Any], format: str = "json") -> LaneAnswer:
+        assert format == "json"
+        body = json.dumps(data).encode()
+        return LaneAnswer(*call(_LANE, "POST", path, token=self.key, body=body)[::2])
+
+
+@dataclass
+class LaneAnswer:
+    status_code: int
+    content: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+_DJANGO = Spy()  # Django's handler behind the fast lane, counting the calls it served
+_LANE = FastLane(_DJANGO)
+Client = APIClient | LaneClient
+WAYS = ["api", "fast lane"]
+
+
+def client_of(user: User, way: str) -> Client:
+    api = client_for(user)  # makes the token
+    return api if way == "api" else LaneClient(Token.objects.get(user=user).key)
+
+
+def one_cycle(*, client: Client, campaign_id: int, label: str, tally: Tally) -> bool:
     """next → submit; False when the server says nothing is left (204). Anything else raises."""
     task = client.get(f"/api/campaigns/{campaign_id}/next/")
     if task.status_code == 204:
@@ -146,7 +186,7 @@ def one_cycle(*, client: APIClient, campaign_id: int, label: str, tally: Tally) 
 
 
 def label_until_done(
-    *, clients: list[APIClient], campaign_id: int, label: str, tally: Tally, limit: int
+    *, clients: list[Client], campaign_id: int, label: str, tally: Tally, limit: int
 ) -> None:
     """The contributors take turns, a cycle each, until each has been told nothing is left."""
     active = list(clients)
@@ -165,9 +205,9 @@ def new_user() -> User:
     return cast(User, UserFactory())
 
 
-def contributors(n: int) -> list[tuple[User, APIClient]]:
+def contributors(n: int, way: str = "api") -> list[tuple[User, Client]]:
     users = [new_user() for _ in range(n)]
-    return [(u, client_for(u)) for u in users]  # tokens made here, not in the threads
+    return [(u, client_of(u, way)) for u in users]  # tokens made here, not in the threads
 
 
 def assert_lease_invariants(campaign: Campaign) -> None:
@@ -205,7 +245,7 @@ def assert_lease_invariants(campaign: Campaign) -> None:
     )
 
 
-def sweep(pool: list[tuple[User, APIClient]], campaign: Campaign, label: str) -> int:
+def sweep(pool: list[tuple[User, Client]], campaign: Campaign, label: str) -> int:
     """Once the threads are done, one contributor at a time: how many labels were still to give."""
     tally = Tally()
     for _, client in pool:
@@ -215,12 +255,14 @@ def sweep(pool: list[tuple[User, APIClient]], campaign: Campaign, label: str) ->
     return tally.status["submit 201"]
 
 
-def test_parallel_contributors_fill_every_slot_exactly_once() -> None:
+@pytest.mark.parametrize("way", WAYS)
+def test_parallel_contributors_fill_every_slot_exactly_once(way: str) -> None:
     """min_labels == max_labels == 3: every item closes with exactly 3 labels by 3 people."""
     n_items, k = 20, 3
     campaign = make_campaign(n_items=n_items, min_labels=k, max_labels=k)
-    pool = contributors(THREADS * PER_THREAD)
+    pool = contributors(THREADS * PER_THREAD, way)
     tally = Tally()
+    _DJANGO.calls = 0
 
     def body(i: int) -> None:
         label_until_done(
@@ -241,6 +283,8 @@ def test_parallel_contributors_fill_every_slot_exactly_once() -> None:
     assert tally.status["submit 201"] == n_items * k
     assert tally.status["submit 409 item_closed"] == 0  # nothing is released when max == min
     assert tally.status["next 204"] == len(pool)  # each stopped once, at the end
+    if way == "fast lane":  # every call above was the fast lane's own (none was refused)
+        assert _DJANGO.calls == 0
     items = list(Item.objects.filter(campaign=campaign))
     assert {(i.status, i.label_count, i.slots_taken) for i in items} == {
         (ItemStatus.COMPLETE, k, k)
@@ -262,7 +306,8 @@ def test_parallel_contributors_fill_every_slot_exactly_once() -> None:
     )
 
 
-def test_parallel_contributors_with_early_consensus() -> None:
+@pytest.mark.parametrize("way", WAYS)
+def test_parallel_contributors_with_early_consensus(way: str) -> None:
     """min 2, max 3, all agree: items close at 2 labels, a 3rd only if leased before the close.
 
     A lease still out when the item closes is released (its slot freed) and its submission answered
@@ -270,7 +315,7 @@ def test_parallel_contributors_with_early_consensus() -> None:
     """
     n_items = 24
     campaign = make_campaign(n_items=n_items, min_labels=2, max_labels=3)
-    pool = contributors(THREADS * PER_THREAD)
+    pool = contributors(THREADS * PER_THREAD, way)
     tally = Tally()
 
     def body(i: int) -> None:
@@ -306,17 +351,20 @@ def test_parallel_contributors_with_early_consensus() -> None:
     assert set(rewards.values_list("status", flat=True)) == {RewardStatus.ACCEPTED}
 
 
-def test_one_contributor_calling_next_from_many_threads_gets_one_lease() -> None:
+@pytest.mark.parametrize("way", WAYS)
+def test_one_contributor_calling_next_from_many_threads_gets_one_lease(way: str) -> None:
     campaign = make_campaign(n_items=50, min_labels=1, max_labels=3)
     user = new_user()
     client_for(user)  # makes the token
-    authorization = f"Token {Token.objects.get(user=user).key}"
+    key = Token.objects.get(user=user).key
     answers: list[tuple[int, Any]] = []
     lock = threading.Lock()
 
     def body(_: int) -> None:
-        client = APIClient()  # one client per thread, all with the same token
-        client.credentials(HTTP_AUTHORIZATION=authorization)
+        client: Client = LaneClient(key)
+        if way == "api":
+            client = APIClient()  # one client per thread, all with the same token
+            client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
         response = client.get(f"/api/campaigns/{campaign.pk}/next/")
         with lock:
             answers.append(
@@ -333,10 +381,11 @@ def test_one_contributor_calling_next_from_many_threads_gets_one_lease() -> None
     assert_lease_invariants(campaign)
 
 
-def test_parallel_contributors_never_reserve_more_than_the_budget() -> None:
+@pytest.mark.parametrize("way", WAYS)
+def test_parallel_contributors_never_reserve_more_than_the_budget(way: str) -> None:
     campaign = make_campaign(n_items=20, min_labels=1, max_labels=2)
     Campaign.objects.filter(pk=campaign.pk).update(reward_per_label=10, budget=75)  # 7 labels
-    people = contributors(THREADS)
+    people = contributors(THREADS, way)
     answers: list[tuple[int, str | None]] = []
     lock = threading.Lock()
 

@@ -13,18 +13,21 @@ import io
 import json
 import sys
 from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.core.wsgi import get_wsgi_application
 from django.db import transaction
 from django.test import override_settings
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from accounts.models import User
 from labeling.apis import AnnotationCreateApi
 from labeling.fast_lane import FastLane, wrap
 from labeling.models import Annotation, Assignment, Campaign, Item
+from labeling.services import worker_block
 
 from ..factories import CampaignFactory, UserFactory
 from .test_next_and_submit import add_images
@@ -186,6 +189,29 @@ def test_nothing_left_is_a_204_from_the_fast_lane(
     assert answer == call(spy.app, "GET", f"/api/campaigns/{campaign.pk}/next/", token=token)
 
 
+def test_next_reclaims_an_expired_lease_when_nothing_else_is_free() -> None:
+    """The one-statement next found nothing free: as Django's path, it returns expired leases'
+    slots to the pool and asks once more."""
+    campaign = CampaignFactory.create(min_labels=1, max_labels=1)
+    (item,) = add_images(campaign, 1)
+    first, second = UserFactory.create(), UserFactory.create()
+    Assignment.objects.create(
+        item=item,
+        worker=first,
+        campaign=campaign,
+        leased_until=timezone.now() - timedelta(seconds=1),
+    )
+    Item.objects.filter(pk=item.pk).update(slots_taken=1)
+    spy = Spy()
+    key = Token.objects.create(user=second).key
+    answer = call(FastLane(spy), "GET", f"/api/campaigns/{campaign.pk}/next/", token=key)
+    assert (answer[0], spy.calls) == (200, 0)
+    assert json.loads(answer[2])["item_id"] == item.pk
+    assert Assignment.objects.get(worker=first).status == "expired"
+    assert Assignment.objects.get(worker=second).status == "leased"
+    assert Item.objects.get(pk=item.pk).slots_taken == 1
+
+
 @pytest.mark.parametrize(
     ("case", "status"),
     [
@@ -258,18 +284,49 @@ def test_everything_else_is_django_s_answer(
         assert answer == call(spy.app, "POST", path, **kwargs)
 
 
-def test_a_campaign_error_on_next_is_django_s_answer(
-    setup: tuple[Campaign, User, str, list[Item]],
+@pytest.mark.parametrize(
+    ("case", "status", "code"),
+    [
+        ("bad token", 401, None),
+        ("inactive user", 401, None),
+        ("no such campaign", 404, "campaign_not_found"),
+        ("paused", 403, "campaign_forbidden"),
+        ("paused, owner", 409, "campaign_not_active"),
+        ("blocked", 403, "worker_suspended"),
+        ("budget used up", 409, "budget_exhausted"),
+    ],
+)
+def test_a_refused_next_is_django_s_answer(
+    setup: tuple[Campaign, User, str, list[Item]], case: str, status: int, code: str | None
 ) -> None:
-    campaign, _worker, token, _items = setup
-    Campaign.objects.filter(pk=campaign.pk).update(status="paused")
+    """The one-statement next leases nothing when a check fails, and Django names the error."""
+    campaign, worker, token, _items = setup
+    path = f"/api/campaigns/{campaign.pk}/next/"
+    if case == "bad token":
+        token = "0" * 40
+    elif case == "inactive user":
+        User.objects.filter(pk=worker.pk).update(is_active=False)
+    elif case == "no such campaign":
+        path = f"/api/campaigns/{campaign.pk + 999}/next/"
+    elif case == "paused":
+        Campaign.objects.filter(pk=campaign.pk).update(status="paused")
+    elif case == "paused, owner":
+        Campaign.objects.filter(pk=campaign.pk).update(status="paused", owner=worker)
+    elif case == "blocked":
+        worker_block(campaign_id=campaign.pk, worker_id=worker.pk, reason="spam")
+    elif case == "budget used up":
+        Campaign.objects.filter(pk=campaign.pk).update(
+            budget=10, reward_per_label=10, labels_reserved=1
+        )
     spy = Spy()
-    answer = call(FastLane(spy), "GET", f"/api/campaigns/{campaign.pk}/next/", token=token)
-    assert spy.calls == 1
-    assert answer[0] == 403
-    assert json.loads(answer[2])["error"]["code"] == "campaign_forbidden"
+    answer = call(FastLane(spy), "GET", path, token=token)
+    assert spy.calls == 1, "Django answered"
+    assert answer[0] == status, answer
+    if code is not None:
+        assert json.loads(answer[2])["error"]["code"] == code
     assert not Assignment.objects.exists()
-    assert answer == call(spy.app, "GET", f"/api/campaigns/{campaign.pk}/next/", token=token)
+    assert sum(Item.objects.values_list("slots_taken", flat=True)) == 0
+    assert answer == call(spy.app, "GET", path, token=token)
 
 
 def test_a_failure_after_the_commit_is_not_run_again(

@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
@@ -166,36 +166,23 @@ def test_submit_write_writes_nothing_unless_the_lease_is_still_leased() -> None:
     assert Assignment.objects.get(pk=lease.pk).status == "expired"
 
 
-def test_token_reads_load_the_user_with_the_campaign_or_the_item() -> None:
-    """The fast lane's first read of each call: the token's user (as token auth loads it) and
-    the same campaign or submit target as the reads without a token; None for an unknown key."""
-    campaign = CampaignFactory.create(budget=10**18)
+def test_token_read_loads_the_user_with_the_submit_target() -> None:
+    """The fast lane's first read of a submit that is not a class label: the token's user (as
+    token auth loads it) and the same submit target as the read without a token; None for an
+    unknown key."""
+    campaign = CampaignFactory.create()
     item = Item.objects.create(campaign=campaign, cid="bafkreitoken", media_type="image/png")
     worker = UserFactory.create(display_name="Ann")
     token = Token.objects.create(user=worker)
     lease = Assignment.objects.create(
         item=item, worker=worker, campaign=campaign, leased_until=timezone.now()
     )
-    WorkerBlock.objects.create(campaign=campaign, worker=worker, reason="spam")
     fresh = User.objects.get(pk=worker.pk)
-    user_fields = [f.attname for f in User._meta.concrete_fields]
-
-    found = hot_sql.token_campaign_for_lease(key=token.key, campaign_id=campaign.pk)
-    assert found is not None
-    user, read = found
-    _same_fields(user, fresh, user_fields)
-    assert read is not None
-    _same_fields(read[0], Campaign.objects.get(pk=campaign.pk), hot_sql._CAMPAIGN_FIELDS)
-    assert read[1] == "spam"
-    missing = hot_sql.token_campaign_for_lease(key=token.key, campaign_id=campaign.pk + 999)
-    assert missing is not None
-    assert missing[0].pk == worker.pk
-    assert missing[1] is None
 
     found_target = hot_sql.token_submit_target(key=token.key, item_id=item.pk)
     assert found_target is not None
     user, target = found_target
-    _same_fields(user, fresh, user_fields)
+    _same_fields(user, fresh, _USER_FIELDS)
     assert target is not None
     assert (target.item_status, target.assignment_id, target.assignment_status) == (
         "open",
@@ -208,13 +195,158 @@ def test_token_reads_load_the_user_with_the_campaign_or_the_item() -> None:
     assert no_item is not None
     assert no_item[1] is None
 
-    assert hot_sql.token_campaign_for_lease(key="0" * 40, campaign_id=campaign.pk) is None
     assert hot_sql.token_submit_target(key="0" * 40, item_id=item.pk) is None
     User.objects.filter(pk=worker.pk).update(is_active=False)
     with pytest.raises(AuthenticationFailed, match="inactive"):
         hot_sql.token_submit_target(key=token.key, item_id=item.pk)
+
+
+_USER_FIELDS = [f.attname for f in User._meta.concrete_fields]
+
+
+def _token_lease(key: str, campaign_id: int, *, draw: float = 0.5) -> hot_sql.TokenLease | None:
+    now = timezone.now()
+    return hot_sql.token_lease_next(
+        key=key,
+        campaign_id=campaign_id,
+        lock_class=1,
+        gold_draw=draw,
+        now=now,
+        until=now + timedelta(minutes=5),
+    )
+
+
+def test_token_lease_next_loads_the_user_the_campaign_and_the_lease() -> None:
+    """Next-task in one statement: the token's user as token auth loads it, the campaign as
+    `campaign_for_lease` does, and a lease as `lease_next` makes it; asked again, the same one."""
+    campaign = CampaignFactory.create(budget=10**18, reward_per_label=10**15)
+    item = Item.objects.create(
+        campaign=campaign, cid="bafkreitoken", media_type="text/plain", text="a text"
+    )
+    worker = UserFactory.create(display_name="Ann")
+    token = Token.objects.create(user=worker)
+
+    found = _token_lease(token.key, campaign.pk)
+    assert found is not None
+    _same_fields(found.worker, User.objects.get(pk=worker.pk), _USER_FIELDS)
+    assert found.campaign is not None
+    _same_fields(found.campaign, Campaign.objects.get(pk=campaign.pk), hot_sql._CAMPAIGN_FIELDS)
+    assert found.went
+    assert found.lease is not None
+    lease, is_new = found.lease
+    assert is_new
+    stored = Assignment.objects.get(worker=worker)
+    assert (lease.pk, lease.item_id, lease.status, lease.leased_until) == (
+        stored.pk,
+        item.pk,
+        "leased",
+        stored.leased_until,
+    )
+    assert (lease.item.cid, lease.item.media_type, lease.item.text) == (
+        "bafkreitoken",
+        "text/plain",
+        "a text",
+    )
+    assert lease.worker is found.worker
+    assert lease.campaign is found.campaign
+    assert Item.objects.get(pk=item.pk).slots_taken == 1
+    assert Campaign.objects.get(pk=campaign.pk).labels_reserved == 1
+
+    again = _token_lease(token.key, campaign.pk)
+    assert again is not None
+    assert again.lease is not None
+    assert (again.lease[0].pk, again.lease[1]) == (lease.pk, False)
+    assert Assignment.objects.count() == 1
+    assert Campaign.objects.get(pk=campaign.pk).labels_reserved == 1
+
+
+@pytest.mark.parametrize("case", ["blocked", "paused", "draft, owner", "no campaign"])
+def test_token_lease_next_leases_nothing_when_a_check_fails(case: str) -> None:
+    """The lease function is not called at all when the campaign is not active or the worker is
+    blocked from it (it would lease: there is a free item): nothing is written."""
+    worker = UserFactory.create()
+    token = Token.objects.create(user=worker)
+    owner = {"owner": worker} if case == "draft, owner" else {}
+    campaign = CampaignFactory.create(**owner)
+    Item.objects.create(campaign=campaign, cid="bafkreifree", media_type="image/png")
+    campaign_id = campaign.pk
+    if case == "blocked":
+        WorkerBlock.objects.create(campaign=campaign, worker=worker, reason="spam")
+    elif case == "paused":
+        Campaign.objects.filter(pk=campaign.pk).update(status="paused")
+    elif case == "draft, owner":
+        Campaign.objects.filter(pk=campaign.pk).update(status="draft")
+    else:
+        campaign_id += 999
+
+    found = _token_lease(token.key, campaign_id)
+    assert found is not None
+    assert found.worker.pk == worker.pk
+    assert not found.went
+    assert found.lease is None
+    if case == "no campaign":
+        assert found.campaign is None
+    else:
+        assert found.campaign is not None
+        assert found.campaign.pk == campaign.pk
+    assert not Assignment.objects.exists()
+    assert Item.objects.get(campaign=campaign).slots_taken == 0
+
+
+def test_token_lease_next_refuses_an_unknown_token_and_an_inactive_user() -> None:
+    campaign = CampaignFactory.create()
+    Item.objects.create(campaign=campaign, cid="bafkreifree", media_type="image/png")
+    worker = UserFactory.create()
+    token = Token.objects.create(user=worker)
+    assert _token_lease("0" * 40, campaign.pk) is None
+    User.objects.filter(pk=worker.pk).update(is_active=False)
     with pytest.raises(AuthenticationFailed, match="inactive"):
-        hot_sql.token_campaign_for_lease(key=token.key, campaign_id=campaign.pk)
+        _token_lease(token.key, campaign.pk)
+    assert not Assignment.objects.exists()
+
+
+def test_token_lease_next_draws_gold_and_counts_the_budget_as_the_orm_path() -> None:
+    """The gold draw against the gold ratio, and the labels the budget affords (budget // reward,
+    unlimited at reward 0), computed in SQL as `leases._wants_gold` and `_affordable` do."""
+    campaign = CampaignFactory.create(gold_ratio=0.5, budget=25, reward_per_label=10)
+    plain = Item.objects.create(campaign=campaign, cid="bafkreiplain", media_type="image/png")
+    gold = Item.objects.create(
+        campaign=campaign, cid="bafkreigold", media_type="image/png", gold_label="cat"
+    )
+    Item.objects.create(campaign=campaign, cid="bafkreithird", media_type="image/png")
+    keys = [Token.objects.create(user=UserFactory.create()).key for _ in range(4)]
+
+    def leased_item(key: str, draw: float) -> int:
+        found = _token_lease(key, campaign.pk, draw=draw)
+        assert found is not None
+        assert found.lease is not None
+        return found.lease[0].item_id
+
+    assert leased_item(keys[0], 0.49) == gold.pk  # below the ratio: gold first
+    assert leased_item(keys[1], 0.5) == plain.pk  # not below it: the main queue
+    # 25 // 10 = 2 labels reserved: the third lease is refused, and rolled back whole.
+    with pytest.raises(DatabaseError) as refused, transaction.atomic():
+        _token_lease(keys[2], campaign.pk)
+    assert getattr(refused.value.__cause__, "sqlstate", None) == hot_sql.BUDGET_EXHAUSTED
+    assert Assignment.objects.count() == 2
+    assert Campaign.objects.get(pk=campaign.pk).labels_reserved == 2
+    Campaign.objects.filter(pk=campaign.pk).update(reward_per_label=0)
+    assert leased_item(keys[2], 0.9) != gold.pk
+    assert Campaign.objects.get(pk=campaign.pk).labels_reserved == 3
+
+
+def test_token_lease_next_says_when_nothing_is_free() -> None:
+    campaign = CampaignFactory.create(min_labels=1, max_labels=1)
+    Item.objects.create(campaign=campaign, cid="bafkreione", media_type="image/png")
+    first, second = (Token.objects.create(user=UserFactory.create()).key for _ in range(2))
+    taken = _token_lease(first, campaign.pk)
+    assert taken is not None
+    assert taken.lease is not None
+    found = _token_lease(second, campaign.pk)
+    assert found is not None
+    assert found.went
+    assert found.lease is None
+    assert Assignment.objects.count() == 1
 
 
 def _leased(campaign: Campaign, worker: User, cid: str = "bafkreione") -> tuple[Item, Assignment]:
