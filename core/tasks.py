@@ -7,6 +7,8 @@ from celery import current_app
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
+from .publish import PUBLISHER
+
 log = logging.getLogger(__name__)
 
 
@@ -23,11 +25,12 @@ def enqueue_on_commit(task_name: str, *args: Any) -> None:
 def enqueue_on_commit_or_log(task_name: str, *args: Any) -> None:
     """`enqueue_on_commit` for a task whose lost message a sweep sends again: when the broker
     cannot be reached the error is logged, not raised, since the caller's write has committed
-    and its answer should say so (the quality update: quality/services/sweep.py)."""
+    and its answer should say so (the quality update: quality/services/sweep.py). Every
+    submitted label sends one, so it goes as a prepared publish (core/publish.py)."""
 
     def publish() -> None:
         try:
-            current_app.signature(task_name, args=args).apply_async()
+            PUBLISHER.publish(task_name, args)  # one prepared LPUSH, or apply_async
         except OperationalError:
             log.exception("could not publish %s%r; its sweep sends it again", task_name, args)
 
