@@ -12,7 +12,9 @@ which Celery sets alike for a task without a parent), a fresh delivery tag and t
 and pushes to the key kombu would have used. Anything else goes through apply_async: an eager
 app (tests), another broker (the demo's folder, memory), a queue kombu would give an expiry, an
 argument that is not one int, and a Redis error (apply_async then retries by Celery's policy,
-and raises kombu's OperationalError when the broker stays down).
+and raises kombu's OperationalError when the broker stays down), and every publish while
+anything listens to Celery's `before_task_publish` or `after_task_publish` (a prepared publish
+sends no signals; nothing in Kyodo listens to them).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from uuid import uuid4
 
 import redis
 from celery import current_app
+from celery.signals import after_task_publish, before_task_publish
 
 # The channel's LPUSHes are held here, not sent, while a template is being captured.
 HELD: ContextVar[list[tuple[str, dict[str, Any]]] | None] = ContextVar("held", default=None)
@@ -76,8 +79,10 @@ class Publisher:
         self._client: redis.Redis | None = None
 
     def publish(self, task_name: str, args: tuple[Any, ...]) -> None:
-        eager = current_app.conf.task_always_eager  # tests switch it: read on every call
-        prepared = None if eager or not _one_int(args) else self._get(task_name)
+        # Read on every call: tests switch eagerness, and a receiver may connect at any time.
+        eager = current_app.conf.task_always_eager
+        plain = _one_int(args) and not _signals_listened()
+        prepared = self._get(task_name) if plain and not eager else None
         if prepared is not None and self._client is not None:
             try:
                 self._client.lpush(prepared.key, prepared.message(args[0]))
@@ -95,6 +100,11 @@ class Publisher:
             if task_name not in self._prepared:
                 self._prepared[task_name] = _capture(task_name) if self._client else None
             return self._prepared[task_name]
+
+
+def _signals_listened() -> bool:
+    # `receivers` is the list Celery's Signal keeps (its type stubs do not name it).
+    return any(getattr(s, "receivers", None) for s in (before_task_publish, after_task_publish))
 
 
 def _one_int(args: tuple[Any, ...]) -> bool:

@@ -223,8 +223,8 @@ class TokenLease(NamedTuple):
 def token_lease_next(
     *, key: str, campaign_id: int, lock_class: int, gold_draw: float, now: datetime, until: datetime
 ) -> TokenLease | None:
-    """`campaign_for_lease` and, when the campaign is open to the token's user, `lease_next`, in
-    one statement (autocommit: the function's call is its own transaction, as alone).
+    """`campaign_for_lease` for the token's user and, when the campaign is active, the user active
+    and not blocked from it, `lease_next`, in one statement (autocommit: its own transaction).
 
     None: no such token. Raises AuthenticationFailed for an inactive user, as token auth does;
     Django's DatabaseError with SQLSTATE `BUDGET_EXHAUSTED`, or IntegrityError, as `lease_next`.

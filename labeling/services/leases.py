@@ -14,7 +14,7 @@ the head of the queue instead of queueing on one row.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
@@ -143,11 +143,12 @@ def task_lease_next_for_token(
 ) -> tuple[User, Assignment | None] | None:
     """`task_lease_next_in` for the user of an API token, in one statement (PostgreSQL,
     autocommit; `hot_sql.token_lease_next`): the token, the campaign, the worker's block and the
-    lease in one round trip. (the user, their lease or None when nothing is left); None, with
-    nothing leased, when the token is unknown, the campaign missing or not active, the worker
-    blocked from it or its budget spoken for: then `task_lease_next_in` (after the usual
-    authentication) names the error. Raises AuthenticationFailed for an inactive user. The fast
-    lane's next.
+    lease in one round trip.
+
+    (the user, their lease), the lease None when nothing is left for them. None, with nothing
+    leased, when the token is unknown, the campaign missing or not active, the worker blocked from
+    it or its budget spoken for: then `task_lease_next_in` (after the usual authentication) names
+    the error. Raises AuthenticationFailed for an inactive user. The fast lane's next.
     """
     try:
         if connection.in_atomic_block:  # a savepoint, as `_lease_once`
@@ -171,15 +172,21 @@ def task_lease_next_for_token(
 
 
 def _token_lease_once(*, key: str, campaign_id: int) -> hot_sql.TokenLease | None:
-    now = timezone.now()
+    now, until = _lease_window()
     return hot_sql.token_lease_next(
         key=key,
         campaign_id=campaign_id,
         lock_class=_LEASE_LOCK_CLASS,
         gold_draw=random.random(),  # noqa: S311 - `_wants_gold`'s draw
         now=now,
-        until=now + timedelta(seconds=settings.KYODO_LEASE_SECONDS),
+        until=until,
     )
+
+
+def _lease_window() -> tuple[datetime, datetime]:
+    """Now, and when a lease taken now runs out."""
+    now = timezone.now()
+    return now, now + timedelta(seconds=settings.KYODO_LEASE_SECONDS)
 
 
 def _check_active(campaign: Campaign) -> None:
@@ -254,7 +261,7 @@ def _lease_once_orm(*, campaign: Campaign, worker: User) -> Assignment | None:
 def _lease_once_sql(*, campaign: Campaign, worker: User) -> Assignment | None:
     """`_lease_once_orm` on PostgreSQL: the same steps, in order, as one call of the lease
     function (hot_sql.lease_next; its SQL is migration labeling 0007)."""
-    now = timezone.now()
+    now, until = _lease_window()
     try:
         found = hot_sql.lease_next(
             lock_class=_LEASE_LOCK_CLASS,
@@ -263,7 +270,7 @@ def _lease_once_sql(*, campaign: Campaign, worker: User) -> Assignment | None:
             gold_first=_wants_gold(campaign),
             affordable=_affordable(campaign),
             now=now,
-            until=now + timedelta(seconds=settings.KYODO_LEASE_SECONDS),
+            until=until,
         )
     except DatabaseError as exc:
         if getattr(exc.__cause__, "sqlstate", None) == hot_sql.BUDGET_EXHAUSTED:

@@ -8,11 +8,12 @@ import base64
 import json
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
 from celery import current_app
+from celery.signals import after_task_publish
 
 from core import publish as publish_module
 from core.publish import Publisher
@@ -135,6 +136,31 @@ def test_an_eager_app_runs_the_task_in_process(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(publish_module, "_capture", _no_capture)
     Publisher().publish(TASK, (5,))
     assert ran == [(5,)]
+
+
+def test_a_publish_signal_receiver_gets_its_signals(
+    broker: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While anything listens to Celery's publish signals, every publish is apply_async's."""
+    seen: list[Any] = []
+
+    def receiver(sender: Any = None, body: Any = None, **kwargs: Any) -> None:
+        seen.append(body)
+
+    publisher = Publisher()
+    publisher.publish(TASK, (1,))  # prepared: no signal
+    after_task_publish.connect(receiver)
+    try:
+        publisher.publish(TASK, (2,))
+    finally:
+        cast(Any, after_task_publish).disconnect(receiver)  # not in Celery's type stubs
+    publisher.publish(TASK, (3,))
+    assert [body[0] for body in seen] == [(2,)]
+    assert [json.loads(base64.b64decode(m["body"]))[0] for m in _pushed(broker, 3)] == [
+        [1],
+        [2],
+        [3],
+    ]
 
 
 def test_a_redis_error_falls_back_to_apply_async(
