@@ -550,10 +550,10 @@ def explain(url: str, seeded: dict[str, Any]) -> str:
 
 # The statements of one cycle as the web path sends them on PostgreSQL (labeling/fast_lane.py,
 # labeling/services/hot_sql.py and the lease function of migration labeling 0007; prepared,
-# -M prepared; each in autocommit, its own transaction): token + campaign and block, the lease;
-# the submit of a class label (token, lease and class checked by its write). Without Django:
-# what PostgreSQL alone can do on this machine. One pgbench client = one contributor; the item is
-# closed once full, as the closer does.
+# -M prepared; each in autocommit, its own transaction): next-task (token, campaign and block,
+# the lease), the submit of a class label (token, lease and class checked by its write). Without
+# Django: what PostgreSQL alone can do on this machine. One pgbench client = one contributor; the
+# item is closed once full, as the closer does.
 PGBENCH_CYCLE = """
 \\set w :first_worker + :client_id
 WITH r AS (

@@ -56,15 +56,16 @@ _CAMPAIGN_FIELDS = [
     "budget",
     "reward_per_label",
 ]
-_CAMPAIGN_FOR_LEASE = (
-    "SELECT "
-    + ", ".join(f"c.{name}" for name in _CAMPAIGN_FIELDS)
-    + """, b.id IS NOT NULL, b.reason
+# What next-task reads of the campaign `c` and the worker's block `b` (`_campaign_read`'s row).
+_CAMPAIGN_READ = (
+    ", ".join(f"c.{name}" for name in _CAMPAIGN_FIELDS) + ", b.id IS NOT NULL, b.reason"
+)
+_CAMPAIGN_FOR_LEASE = f"""
+SELECT {_CAMPAIGN_READ}
 FROM labeling_campaign c
 LEFT JOIN labeling_workerblock b ON b.campaign_id = c.id AND b.worker_id = %s
 WHERE c.id = %s
-"""
-)
+"""  # noqa: S608 - the models' columns
 
 
 CampaignRead = tuple[Campaign, str | None] | None
@@ -190,8 +191,7 @@ def _lease(row: tuple[Any, ...], *, campaign: Campaign, worker: User) -> tuple[A
 _GO_COLUMNS = 6
 _TOKEN_LEASE_NEXT = f"""
 WITH r AS (
-    SELECT {USER_COLUMNS}, {", ".join(f"c.{name}" for name in _CAMPAIGN_FIELDS)},
-           b.id IS NOT NULL, b.reason,
+    SELECT {USER_COLUMNS}, {_CAMPAIGN_READ},
            u.is_active AND c.status = '{CampaignStatus.ACTIVE}' AND b.id IS NULL AS go,
            u.id AS go_worker, c.id AS go_campaign, c.max_labels AS go_max_labels,
            %(gold_draw)s::float8 < c.gold_ratio AS go_gold_first,

@@ -14,6 +14,7 @@ the head of the queue instead of queueing on one row.
 from __future__ import annotations
 
 import random
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -151,15 +152,12 @@ def task_lease_next_for_token(
     the error. Raises AuthenticationFailed for an inactive user. The fast lane's next.
     """
     try:
-        if connection.in_atomic_block:  # a savepoint, as `_lease_once`
-            with transaction.atomic():
-                found = _token_lease_once(key=key, campaign_id=campaign_id)
-        else:
+        with _savepoint_if_nested():
             found = _token_lease_once(key=key, campaign_id=campaign_id)
     except IntegrityError:
         return None  # rolled back whole; the full path tries again (see `_lease_next`)
     except DatabaseError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) == hot_sql.BUDGET_EXHAUSTED:
+        if _budget_refused(exc):
             return None
         raise
     if found is None or not found.went or found.campaign is None:
@@ -220,12 +218,20 @@ def _lease_next(*, campaign: Campaign, worker: User, missed: bool = False) -> As
 def _lease_once(*, campaign: Campaign, worker: User) -> Assignment | None:
     if connection.vendor != "postgresql":
         return _lease_once_orm(campaign=campaign, worker=worker)
-    if connection.in_atomic_block:
-        # Inside a caller's transaction: a savepoint, so that an attempt the database refuses
-        # (a lost race, the budget) leaves that transaction usable for the next attempt.
-        with transaction.atomic():
-            return _lease_once_sql(campaign=campaign, worker=worker)
-    return _lease_once_sql(campaign=campaign, worker=worker)
+    with _savepoint_if_nested():
+        return _lease_once_sql(campaign=campaign, worker=worker)
+
+
+def _savepoint_if_nested() -> AbstractContextManager[object]:
+    """Inside a caller's transaction, a savepoint, so that a lease call the database refuses (a
+    lost race, the budget) leaves that transaction usable; in autocommit, nothing (the call is
+    its own transaction)."""
+    return transaction.atomic() if connection.in_atomic_block else nullcontext()
+
+
+def _budget_refused(exc: DatabaseError) -> bool:
+    """The lease function refused a new lease: the campaign's budget is spoken for."""
+    return getattr(exc.__cause__, "sqlstate", None) == hot_sql.BUDGET_EXHAUSTED
 
 
 @transaction.atomic
@@ -251,7 +257,7 @@ def _lease_once_orm(*, campaign: Campaign, worker: User) -> Assignment | None:
         raise _Retry
     if not _reserve_budget(campaign):
         raise _budget_exhausted()
-    lease_until = timezone.now() + timedelta(seconds=settings.KYODO_LEASE_SECONDS)
+    _now, lease_until = _lease_window()
     # No savepoint: an IntegrityError rolls this whole attempt back (see task_lease_next).
     return Assignment.objects.create(
         item=item, worker=worker, campaign=campaign, leased_until=lease_until
@@ -273,7 +279,7 @@ def _lease_once_sql(*, campaign: Campaign, worker: User) -> Assignment | None:
             until=until,
         )
     except DatabaseError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) == hot_sql.BUDGET_EXHAUSTED:
+        if _budget_refused(exc):
             raise _budget_exhausted() from exc
         raise
     return None if found is None else found[0]
