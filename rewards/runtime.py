@@ -104,6 +104,13 @@ def chain_settings() -> ChainSettings | None:
 
 
 def require_chain() -> ChainSettings:
+    """The deployment in use; ChainNotConfigured names the missing piece: the node's URL first
+    (without it no deployment can be looked up), then the deployment."""
+    if not web3_available():
+        raise ChainNotConfigured(
+            "no chain to reach: ETH_RPC_URL is not set (while `make demo` runs, a second shell in "
+            "the same checkout gets the demo's anvil by itself; elsewhere set ETH_RPC_URL)"
+        )
     config = chain_settings()
     if config is None:
         raise ChainNotConfigured(

@@ -9,9 +9,11 @@ import os
 import shutil
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -57,6 +59,16 @@ def _fresh_store() -> Iterator[None]:
     yield
     get_store.cache_clear()
     shutil.rmtree(settings.KYODO_STORE_DIR, ignore_errors=True)
+
+
+def database_url_for_children() -> str:
+    """A DATABASE_URL for a process the test starts (a Celery worker) that reaches this test's
+    database: the machine's server, or the embedded one's socket (core/embedded_postgres)."""
+    params = connection.get_connection_params()
+    host = quote(str(params.get("host") or "127.0.0.1"), safe="")
+    port = f":{params['port']}" if params.get("port") else ""
+    password = f":{quote(str(params['password']), safe='')}" if params.get("password") else ""
+    return f"postgresql://{params['user']}{password}@{host}{port}/{params['dbname']}"
 
 
 def client_for(user: User) -> APIClient:

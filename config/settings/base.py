@@ -1,8 +1,8 @@
 """Settings shared by every environment. Everything a deployment changes comes from the environment.
 
-The demo and the tests need no environment at all: SQLite and LocalStore under `var/`, and a
-broker that needs no server. Setting DATABASE_URL / REDIS_URL / IPFS_API_URL / ETH_RPC_URL switches
-each part to the real service.
+The demo and the tests need no environment at all: an embedded PostgreSQL server and a LocalStore
+under `var/`, and a broker that needs no server. Setting DATABASE_URL / REDIS_URL / IPFS_API_URL /
+ETH_RPC_URL switches each part to the real service.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
 
 # Lets admin and serializer classes be subscripted with their model types at run time.
 django_stubs_ext.monkeypatch()
@@ -94,25 +95,36 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'kyodo.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-    )
-}
+# PostgreSQL is the only engine (docs/architecture.md, "One database engine"). Without
+# DATABASE_URL: the embedded server under var/postgres (core/embedded_postgres), started or joined
+# at a process's first connection, over its Unix socket.
+if os.environ.get("DATABASE_URL"):
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ["DATABASE_URL"], conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60)
+        )
+    }
+    if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            f"DATABASE_URL names a {DATABASES['default']['ENGINE']} database; Kyodo runs on "
+            "PostgreSQL only (postgresql://...). Unset it to use the embedded server."
+        )
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "core.embedded_postgres",
+            "NAME": "kyodo",
+            "USER": "postgres",
+            "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60),
+        }
+    }
 # The hot path's statements are prepared once per connection (core/sql.py); 0 behind a
 # PgBouncer in transaction mode that cannot carry prepared statements. Django's own queries bind
 # on the client and are never prepared, whatever the threshold.
 DATABASE_PREPARE_STATEMENTS = env_bool("DATABASE_PREPARE_STATEMENTS", True)
+DATABASES["default"]["OPTIONS"] = {"prepare_threshold": 5 if DATABASE_PREPARE_STATEMENTS else None}
 # Next-task and submit of API clients served in front of Django's stack (labeling/fast_lane.py).
 KYODO_FAST_LANE = env_bool("KYODO_FAST_LANE", True)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"]["OPTIONS"] = {
-        "prepare_threshold": 5 if DATABASE_PREPARE_STATEMENTS else None
-    }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # One writer at a time: wait for the lock instead of failing at once (web and worker share it).
-    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

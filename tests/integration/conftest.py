@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from config.celery import app as celery_app
 
-from ..conftest import need_service
+from ..conftest import database_url_for_children, need_service
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,13 +39,7 @@ def celery_worker_process(
         need_service("redis", "REDIS_URL is not set")
     if problem := _redis_ok(redis_url):
         need_service("redis", problem)
-    if connection.vendor != "postgresql":
-        need_service(
-            "postgresql", "a worker process cannot share an in-memory SQLite test database"
-        )
-    db = settings.DATABASES["default"]
-    host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
-    database_url = f"postgresql://{db['USER']}:{db['PASSWORD']}@{host}:{port}/{db['NAME']}"
+    database_url = database_url_for_children()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",

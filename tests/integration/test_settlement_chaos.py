@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from celery import Celery
 from django.conf import settings as django_settings
-from django.db import connection, transaction
+from django.db import transaction
 from eth_account import Account
 from web3 import Web3
 
@@ -57,7 +57,7 @@ from rewards.verify import verify_roots
 from storage.services import get_store
 from tools.chain import anvil_key, start_anvil
 
-from ..conftest import need_service
+from ..conftest import database_url_for_children, need_service
 from ..factories import UserFactory
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
@@ -175,8 +175,6 @@ def chaos_services(transactional_db: Any, tmp_path: Path) -> Iterator[dict[str, 
     redis_url = os.environ.get("REDIS_URL", "")
     if not redis_url:
         need_service("redis", "REDIS_URL is not set")
-    if connection.vendor != "postgresql":
-        need_service("postgresql", "a worker process cannot share an in-memory SQLite database")
     import redis
 
     broker = redis_url.rsplit("/", 1)[0] + f"/{CHAOS_REDIS_DB}"
@@ -188,13 +186,11 @@ def chaos_services(transactional_db: Any, tmp_path: Path) -> Iterator[dict[str, 
         anvil = start_anvil(port=_free_port(), log=(tmp_path / "anvil.log").open("wb"))
     except RuntimeError as exc:
         need_service("anvil", str(exc))
-    db = django_settings.DATABASES["default"]
-    host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
     try:
         yield {
             "broker": broker,
             "rpc": anvil.url,
-            "database": f"postgresql://{db['USER']}:{db['PASSWORD']}@{host}:{port}/{db['NAME']}",
+            "database": database_url_for_children(),
         }
     finally:
         anvil.stop()
