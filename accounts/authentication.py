@@ -1,9 +1,8 @@
 """API token authentication: DRF's `Authorization: Token <key>`, read in one plain statement.
 
-Every API call authenticates, so on PostgreSQL the token and its user are read with one
-hand-written query instead of an ORM query compiled per request (a tenth of the CPU; see
-bench/README.md, "Next task"). Same rules and messages as DRF's: unknown key or inactive user
-are 401. Elsewhere (SQLite, whose raw values need the fields' converters) DRF's own lookup runs.
+Every API call authenticates, so the token and its user are read with one hand-written query
+instead of an ORM query compiled per request (a tenth of the CPU; see bench/README.md, "Next
+task"). Same rules and messages as DRF's: unknown key or inactive user are 401.
 """
 
 from __future__ import annotations
@@ -40,8 +39,6 @@ def user_from_row(row: tuple[Any, ...] | list[Any]) -> User:
 
 class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
-        if connection.vendor != "postgresql":
-            return super().authenticate_credentials(key)
         with prepared_cursor() as cursor:
             cursor.execute(_USER_SQL, [key])
             row = cursor.fetchone()

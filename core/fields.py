@@ -1,8 +1,7 @@
 """Token amounts: unsigned integers in token base units, exact up to uint256.
 
-PostgreSQL stores them as numeric(78, 0). SQLite (demo only) has no exact type that wide:
-its NUMERIC affinity silently turns integers past 2**63 into floats, so there they are stored
-as text, and sums are done in Python (see `core.amounts.sum_amounts`).
+Stored as numeric(78, 0): exact, wide enough for any uint256, and summed exactly in SQL
+(`core.amounts.sum_amounts`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ UINT256_MAX = 2**256 - 1
 
 
 class TokenAmountField(models.Field[int | None, int | None]):
-    """Not a DecimalField subclass: SQLite's decimal converters would turn the text into floats."""
+    """Python ints in, Python ints out (a DecimalField would hand out Decimals)."""
 
     description = "Token amount in base units (uint256)"
 
@@ -26,8 +25,6 @@ class TokenAmountField(models.Field[int | None, int | None]):
         return "TokenAmountField"
 
     def db_type(self, connection: BaseDatabaseWrapper) -> str | None:
-        if connection.vendor == "sqlite":
-            return "text"
         return "numeric(78, 0)"
 
     def from_db_value(
@@ -50,6 +47,4 @@ class TokenAmountField(models.Field[int | None, int | None]):
         amount = int(value)
         if amount < 0 or amount > UINT256_MAX:
             raise ValueError(f"token amount out of range: {amount}")
-        if connection.vendor == "sqlite":
-            return str(amount)
         return Decimal(amount)

@@ -6,7 +6,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
 from django.db.models import Count, QuerySet, Sum
 
 from accounts.models import User
@@ -47,17 +46,7 @@ def epoch_committed(*, epoch: Epoch | None) -> dict[int, int]:
 def grouped_sums(
     queryset: QuerySet[RewardEntry], fields: tuple[str, ...]
 ) -> Iterator[tuple[tuple[Any, ...], int, int]]:
-    """``(group key, sum of amount, count)`` per group, exact (SQLite stores amounts as text,
-    so there the sums are done here; PostgreSQL sums numeric(78, 0) exactly in SQL)."""
-    if connection.vendor == "sqlite":
-        totals: dict[tuple[Any, ...], list[int]] = {}
-        for row in queryset.values_list(*fields, "amount").iterator(chunk_size=5000):
-            total = totals.setdefault(tuple(row[:-1]), [0, 0])
-            total[0] += int(row[-1])
-            total[1] += 1
-        for key in sorted(totals, key=str):
-            yield key, totals[key][0], totals[key][1]
-        return
+    """``(group key, sum of amount, count)`` per group, summed exactly in SQL (numeric(78, 0))."""
     grouped = (
         queryset.order_by()
         .values(*fields)

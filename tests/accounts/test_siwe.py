@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import IntegrityError, connection, connections
+from django.db import IntegrityError, connections
 from django.utils import timezone
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -23,7 +23,7 @@ from accounts.admin import UserChangeForm
 from accounts.models import Role, SiweNonce, User
 from accounts.services import NONCE_PURGE_BATCH, siwe_nonce_consume, siwe_nonce_issue
 from accounts.siwe import SiweError, SiweMessage, format_message, parse_message, verify_message
-from tests.conftest import client_for, need_service
+from tests.conftest import client_for
 from tests.factories import UserFactory
 
 NONCE_URL = "/api/auth/siwe/nonce/"
@@ -570,7 +570,7 @@ def test_admin_form_stores_checksummed_wallets(typed: str, stored: str | None) -
         assert form.cleaned_data["wallet_address"] == stored
 
 
-# Real races, on PostgreSQL (skipped on SQLite unless KYODO_REQUIRE_SERVICES=1).
+# Real races: threads with connections of their own.
 
 RACERS = 8
 
@@ -597,14 +597,7 @@ def _race(work: list[Callable[[], Any]]) -> list[Any]:
     return results
 
 
-@pytest.fixture
-def _postgresql(transactional_db: Any) -> None:
-    if connection.vendor != "postgresql":
-        need_service("postgresql", "set DATABASE_URL=postgresql://postgres@127.0.0.1:5432/kyodo")
-
-
-@pytest.mark.services
-@pytest.mark.usefixtures("_postgresql")
+@pytest.mark.usefixtures("transactional_db")
 def test_racing_replays_of_one_message_sign_in_once(wallet: LocalAccount) -> None:
     body = signed_body(wallet)
     statuses = _race([lambda: verify(body).status_code for _ in range(RACERS)])
@@ -612,8 +605,7 @@ def test_racing_replays_of_one_message_sign_in_once(wallet: LocalAccount) -> Non
     assert SiweNonce.objects.get(nonce=parse_message(body["message"]).nonce).used_at is not None
 
 
-@pytest.mark.services
-@pytest.mark.usefixtures("_postgresql")
+@pytest.mark.usefixtures("transactional_db")
 def test_racing_first_sign_ins_of_one_wallet_make_one_account(wallet: LocalAccount) -> None:
     bodies = [signed_body(wallet) for _ in range(RACERS)]
     responses = _race([functools.partial(verify, b) for b in bodies])
@@ -622,8 +614,7 @@ def test_racing_first_sign_ins_of_one_wallet_make_one_account(wallet: LocalAccou
     assert User.objects.count() == 1
 
 
-@pytest.mark.services
-@pytest.mark.usefixtures("_postgresql")
+@pytest.mark.usefixtures("transactional_db")
 def test_racing_links_of_one_wallet_link_it_once(wallet: LocalAccount) -> None:
     users = [make_user() for _ in range(RACERS)]
     bodies = [signed_body(wallet) for _ in users]

@@ -31,7 +31,7 @@ from storage.services import blob_put_bytes, get_store
 from storage.stores import LocalStore
 from storage.tasks import ensure_pins
 from storage.unixfs import cid_of_bytes
-from tests.conftest import client_for, need_service
+from tests.conftest import client_for
 from tests.factories import UserFactory
 
 from .conftest import IpfsNode
@@ -254,12 +254,8 @@ def test_node_stopped_mid_way_then_every_pin_in_place_once(
     assert len(node.started) == 2
 
 
-@pytest.mark.services
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_claim_the_same_row() -> None:
-    if connection.vendor != "postgresql":
-        need_service("postgresql", "SKIP LOCKED needs real row locks; set DATABASE_URL")
-
     for i in range(2):
         Pin.objects.create(
             cid=cid_of_bytes(f"row {i}".encode()), kind=PinKind.ITEM, next_attempt_at=timezone.now()
