@@ -21,8 +21,9 @@ from accounts.models import Role, User
 from labeling.models import Campaign
 from storage.services import get_store
 
+from .accounts.factories import UserFactory
 from .chain_fixtures import *  # noqa: F403 - py-evm and anvil fixtures for every test folder
-from .factories import CampaignFactory, UserFactory
+from .labeling.factories import CampaignFactory
 
 REQUIRE_SERVICES = os.environ.get("KYODO_REQUIRE_SERVICES") == "1"
 

@@ -9,8 +9,9 @@ from labeling.models import Campaign, Item, ItemStatus
 from quality.models import ItemConsensus
 from rewards.models import RewardEntry, RewardStatus
 
+from .accounts.factories import UserFactory
 from .conftest import client_for, streamed
-from .factories import UserFactory, png_bytes
+from .labeling.factories import png_bytes
 
 
 def test_campaign_to_dataset(

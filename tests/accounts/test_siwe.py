@@ -23,8 +23,8 @@ from accounts.admin import UserChangeForm
 from accounts.models import Role, SiweNonce, User
 from accounts.services import NONCE_PURGE_BATCH, siwe_nonce_consume, siwe_nonce_issue
 from accounts.siwe import SiweError, SiweMessage, format_message, parse_message, verify_message
+from tests.accounts.factories import UserFactory
 from tests.conftest import client_for
-from tests.factories import UserFactory
 
 NONCE_URL = "/api/auth/siwe/nonce/"
 VERIFY_URL = "/api/auth/siwe/verify/"

@@ -16,7 +16,7 @@ from storage.services import get_store
 from storage.unixfs import decode_dag_pb
 
 from ..conftest import client_for, streamed
-from ..factories import png_bytes
+from ..labeling.factories import png_bytes
 
 pytestmark = pytest.mark.django_db
 

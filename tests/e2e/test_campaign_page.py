@@ -18,8 +18,9 @@ from playwright.sync_api import Page, Route
 
 from accounts.models import Role, User
 from labeling.models import Campaign, ImportJob, ImportStatus, Item, ItemStatus, TaskType
+from tests.accounts.factories import UserFactory
 from tests.e2e.test_label_page import make_campaign, sign_in
-from tests.factories import UserFactory, png_bytes, set_label_count, zip_bytes
+from tests.labeling.factories import png_bytes, set_label_count, zip_bytes
 
 pytestmark = pytest.mark.services
 

@@ -23,7 +23,8 @@ from labeling.models import (
     TaskType,
 )
 from labeling.schema import normalize_schema
-from tests.factories import PASSWORD, UserFactory, png_bytes
+from tests.accounts.factories import PASSWORD, UserFactory
+from tests.labeling.factories import png_bytes
 
 pytestmark = pytest.mark.services
 

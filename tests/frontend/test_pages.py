@@ -10,7 +10,8 @@ from django.test import Client
 from accounts.models import Role, User
 from frontend.views import EN_DASH, hotkey_hint, token_amount
 from labeling.models import Campaign, CampaignStatus, ImportJob, ImportKind, ImportStatus, Item
-from tests.factories import PASSWORD, CampaignFactory, UserFactory, set_label_count
+from tests.accounts.factories import PASSWORD, UserFactory
+from tests.labeling.factories import CampaignFactory, set_label_count
 
 pytestmark = pytest.mark.django_db
 

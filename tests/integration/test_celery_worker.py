@@ -15,8 +15,9 @@ from quality.models import ItemConsensus
 from quality.services import consensus_sweep_lagging
 from rewards.models import RewardEntry, RewardStatus
 
+from ..accounts.factories import UserFactory
 from ..conftest import client_for
-from ..factories import CampaignFactory, UserFactory, png_bytes
+from ..labeling.factories import CampaignFactory, png_bytes
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

@@ -57,8 +57,8 @@ from rewards.verify import verify_roots
 from storage.services import get_store
 from tools.chain import anvil_key, start_anvil
 
+from ..accounts.factories import UserFactory
 from ..conftest import database_url_for_children, need_service
-from ..factories import UserFactory
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

@@ -42,8 +42,9 @@ from labeling.services import annotation_submit_label_for_token, leases_expire
 from quality.models import ItemConsensus
 from rewards.models import RewardEntry, RewardStatus
 
+from ..accounts.factories import UserFactory
 from ..conftest import client_for, need_service
-from ..factories import CampaignFactory, UserFactory
+from .factories import CampaignFactory
 from .test_fast_lane import Spy, call
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]

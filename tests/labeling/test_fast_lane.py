@@ -29,7 +29,8 @@ from labeling.fast_lane import FastLane, wrap
 from labeling.models import Annotation, Assignment, Campaign, Item
 from labeling.services import worker_block
 
-from ..factories import CampaignFactory, UserFactory
+from ..accounts.factories import UserFactory
+from .factories import CampaignFactory
 from .test_next_and_submit import add_images
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -28,8 +28,9 @@ from labeling.schema import normalize_schema, validate_value
 from labeling.selectors import campaign_label_count
 from labeling.services import hot_sql
 
+from ..accounts.factories import UserFactory
 from ..conftest import need_service
-from ..factories import CampaignFactory, UserFactory
+from .factories import CampaignFactory
 
 pytestmark = pytest.mark.django_db
 

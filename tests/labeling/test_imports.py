@@ -10,8 +10,9 @@ from labeling.models import Campaign, ImportJob, ImportStatus, Item, ItemStatus,
 from labeling.services import import_job_create, import_job_run, imports, task_lease_next
 from storage.services import get_store
 
+from ..accounts.factories import UserFactory
 from ..conftest import client_for
-from ..factories import CampaignFactory, UserFactory, png_bytes, zip_bytes
+from .factories import CampaignFactory, png_bytes, zip_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -11,8 +11,9 @@ from labeling.models import Assignment, AssignmentStatus, Campaign, Item
 from labeling.services import items_upload, leases_expire
 from storage.services import get_store
 
+from ..accounts.factories import UserFactory
 from ..conftest import client_for, streamed
-from ..factories import CampaignFactory, UserFactory, png_bytes
+from .factories import CampaignFactory, png_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from labeling.models import Campaign, Item, TaskType
 from storage.services import get_store
 
 from ..conftest import client_for
-from ..factories import CampaignFactory, png_bytes, zip_bytes
+from .factories import CampaignFactory, png_bytes, zip_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,8 @@ from labeling.models import (
     Item,
     TaskType,
 )
-from tests.factories import CampaignFactory, UserFactory, set_label_count
+from tests.accounts.factories import UserFactory
+from tests.labeling.factories import CampaignFactory, set_label_count
 
 
 def text_campaign(

@@ -8,8 +8,8 @@ from accounts.models import Role
 from labeling.models import Campaign
 from quality import services
 
+from ..accounts.factories import UserFactory
 from ..conftest import client_for
-from ..factories import UserFactory
 from .helpers import answer, text_campaign, workers
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from labeling.models import Campaign, Item, ItemStatus
 from quality import selectors, services
 from quality.models import CampaignQuality, ItemConsensus, WorkerSkill, WorkerStatus
 from quality.tasks import refit_due
-from tests.factories import set_label_count
+from tests.labeling.factories import set_label_count
 
 from .helpers import add_items, answer, simulated_crowd, text_campaign, workers
 

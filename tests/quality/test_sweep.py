@@ -13,8 +13,9 @@ from labeling.models import Annotation, Item
 from quality.models import ConsensusSweep, ItemConsensus
 from quality.services import consensus_sweep_lagging
 
+from ..accounts.factories import UserFactory
 from ..conftest import client_for
-from ..factories import CampaignFactory, UserFactory
+from ..labeling.factories import CampaignFactory
 
 # Transactional: the updates run on commit (eager), as they do in production.
 pytestmark = pytest.mark.django_db(transaction=True)

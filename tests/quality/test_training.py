@@ -14,7 +14,7 @@ from quality.ml.features import FEATURES_VERSION, IMAGE_FEATURES, image_features
 from quality.ml.train import IMAGE, TEXT, learnable, train_out_of_fold
 from quality.models import CampaignQuality, ItemConsensus, ItemPrediction, ModelVersion
 
-from ..factories import CampaignFactory
+from ..labeling.factories import CampaignFactory
 from .helpers import add_items, simulated_crowd, text_campaign, workers
 
 

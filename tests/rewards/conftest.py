@@ -24,8 +24,8 @@ from rewards.chain import Role
 from rewards.models import RewardEntry, RewardStatus
 from rewards.runtime import use_web3
 from rewards.services import outbox_process, settle_tick
+from tests.accounts.factories import UserFactory
 from tests.chain_fixtures import Chain, RewardContracts, deploy_reward_contracts
-from tests.factories import UserFactory
 
 TOKEN = 10**18
 UPDATER_KEY = keccak(text="kyodo-test-updater")

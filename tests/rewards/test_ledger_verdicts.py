@@ -10,7 +10,7 @@ from quality.models import CampaignQuality, ItemConsensus, WorkerSkill
 from rewards.models import RewardEntry, RewardStatus
 from rewards.services import rewards_account_item, rewards_resolve_pending
 
-from ..factories import UserFactory
+from ..accounts.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 

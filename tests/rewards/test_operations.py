@@ -16,7 +16,8 @@ from labeling.services import annotation_submit, items_upload, task_lease_next
 from rewards.models import ChainDeployment, Epoch, RewardEntry
 from rewards.runtime import chain_settings
 from rewards.services import rewards_account_completed, settle_tick
-from tests.factories import CampaignFactory, UserFactory, png_bytes
+from tests.accounts.factories import UserFactory
+from tests.labeling.factories import CampaignFactory, png_bytes
 
 from .conftest import TOKEN, RewardsChain, add_entries, wallet_user
 

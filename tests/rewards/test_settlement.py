@@ -31,7 +31,8 @@ from rewards.services import (
 )
 from storage.models import Pin, PinKind
 from storage.services import get_store
-from tests.factories import CampaignFactory, UserFactory
+from tests.accounts.factories import UserFactory
+from tests.labeling.factories import CampaignFactory
 
 from .conftest import TOKEN, RewardsChain, add_entries, wallet_user
 

@@ -15,7 +15,7 @@ from labeling.services import items_upload
 from storage.ipfs import IpfsStore
 from storage.services import get_store
 
-from ..factories import png_bytes
+from ..labeling.factories import png_bytes
 from .conftest import IpfsNode
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]

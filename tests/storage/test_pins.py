@@ -31,8 +31,8 @@ from storage.services import blob_put_bytes, get_store
 from storage.stores import LocalStore
 from storage.tasks import ensure_pins
 from storage.unixfs import cid_of_bytes
+from tests.accounts.factories import UserFactory
 from tests.conftest import client_for
-from tests.factories import UserFactory
 
 from .conftest import IpfsNode
 
