@@ -137,7 +137,10 @@ class ImportJob(models.Model):
     processed = models.PositiveIntegerField(default=0)
     created = models.PositiveIntegerField(default=0)
     duplicates = models.PositiveIntegerField(default=0)
+    # The first MAX_REJECTED_LISTED rejected units, [{name, reason}]; the count is of all of them,
+    # a column so a poll never loads the list.
     rejected = models.JSONField(default=list)
+    rejected_count = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     # A running job's claim: another copy of the task leaves it alone until this passes.

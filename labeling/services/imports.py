@@ -178,6 +178,9 @@ def _commit_batch(
     job.created += result.created
     job.duplicates += result.duplicates
     job.rejected = (job.rejected + rejected)[:MAX_REJECTED_LISTED]
+    # Every rejection counts, listed or not; in the batch's transaction, so a resumed run never
+    # counts a batch twice.
+    job.rejected_count += len(rejected)
     job.locked_until = timezone.now() + LEASE
     job.save(
         update_fields=[
@@ -185,6 +188,7 @@ def _commit_batch(
             "created",
             "duplicates",
             "rejected",
+            "rejected_count",
             "locked_until",
             "updated_at",
         ]
