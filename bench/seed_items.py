@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 BATCH = 5_000
@@ -56,25 +55,8 @@ def create_campaign(*, title: str, max_labels: int, min_labels: int) -> Any:
     )
 
 
-TEXT = "bench text {i}: the quick brown fox jumps over the lazy dog"
-
-
-def _item_values(campaign_id: int, start: int, stop: int) -> Iterator[dict[str, Any]]:
-    for i in range(start, stop):
-        text = TEXT.format(i=i)
-        yield {
-            "campaign_id": campaign_id,
-            "cid": f"bafkreibench{campaign_id}x{i:09d}",
-            "media_type": "text/plain",
-            "size": len(text),
-            "filename": f"{i}.txt",
-            "text": text,
-        }
-
-
 def _generated_columns(campaign_id: int) -> dict[str, str]:
-    """SQL for the columns that vary per row, as functions of `g` (generate_series) — the same
-    values `_item_values` makes for the portable path."""
+    """SQL for the columns that vary per row, as functions of `g` (generate_series)."""
     text = "'bench text ' || g || ': the quick brown fox jumps over the lazy dog'"
     return {
         "campaign_id": str(int(campaign_id)),
@@ -89,7 +71,7 @@ def _generated_columns(campaign_id: int) -> dict[str, str]:
 def seed_items(*, campaign: Any, n: int) -> None:
     """N open items in `campaign`, all at priority 0 (the next-task order is then by id).
 
-    PostgreSQL: one INSERT … SELECT over generate_series, so no row crosses the wire; every column
+    One INSERT … SELECT over generate_series, so no row crosses the wire; every column
     the bench does not set gets the model field's default, passed as a parameter.
     """
     from django.db import connection, models
@@ -97,39 +79,33 @@ def seed_items(*, campaign: Any, n: int) -> None:
 
     from labeling.models import Campaign, Item
 
-    if connection.vendor == "postgresql":
-        fields = [f for f in Item._meta.concrete_fields if not f.primary_key]
-        generated = _generated_columns(campaign.pk)
-        now = timezone.now()
-        select: list[str] = []
-        params: list[Any] = []
-        for f in fields:
-            if f.attname in generated:
-                select.append(generated[f.attname])
-                continue
-            if isinstance(f, models.DateTimeField) and (f.auto_now or f.auto_now_add):
-                value = now
-            else:
-                value = f.get_default()
-            select.append("%s")
-            params.append(f.get_db_prep_save(value, connection))
-        columns = ", ".join(connection.ops.quote_name(f.column or f.attname) for f in fields)
-        table = connection.ops.quote_name(Item._meta.db_table)
-        for start in range(0, n, 250_000):  # bounded statements: progress, and WAL in pieces
-            stop = min(n, start + 250_000)
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"INSERT INTO {table} ({columns}) SELECT {', '.join(select)} "  # noqa: S608
-                    f"FROM generate_series(%s, %s) AS g",
-                    [*params, start, stop - 1],
-                )
+    fields = [f for f in Item._meta.concrete_fields if not f.primary_key]
+    generated = _generated_columns(campaign.pk)
+    now = timezone.now()
+    select: list[str] = []
+    params: list[Any] = []
+    for f in fields:
+        if f.attname in generated:
+            select.append(generated[f.attname])
+            continue
+        if isinstance(f, models.DateTimeField) and (f.auto_now or f.auto_now_add):
+            value = now
+        else:
+            value = f.get_default()
+        select.append("%s")
+        params.append(f.get_db_prep_save(value, connection))
+    columns = ", ".join(connection.ops.quote_name(f.column or f.attname) for f in fields)
+    table = connection.ops.quote_name(Item._meta.db_table)
+    for start in range(0, n, 250_000):  # bounded statements: progress, and WAL in pieces
+        stop = min(n, start + 250_000)
         with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {table}")
-    else:
-        for start in range(0, n, BATCH):
-            Item.objects.bulk_create(
-                Item(**values) for values in _item_values(campaign.pk, start, min(n, start + BATCH))
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {', '.join(select)} "  # noqa: S608
+                f"FROM generate_series(%s, %s) AS g",
+                [*params, start, stop - 1],
             )
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {table}")
     Campaign.objects.filter(pk=campaign.pk).update(item_count=n)
 
 
