@@ -1,5 +1,5 @@
 """EXPLAIN ANALYZE of next-task's lease as the app runs it: the statements inside the lease
-function (migration labeling 0007), with the generic plans PL/pgSQL settles on after five runs,
+function (labeling/sql/lease_next.sql), with the generic plans PL/pgSQL settles on after five runs,
 for the contributor with the most labels, in a transaction that is rolled back.
 
     DATABASE_URL=postgresql://... .venv/bin/python -m bench.explain_lease CAMPAIGN_ID [--gold]
@@ -30,8 +30,8 @@ def main() -> None:
     from django.utils import timezone
 
     from labeling.models import Campaign
-    from labeling.services.hot_sql import _LEASE_NEXT
-    from labeling.services.leases import _LEASE_LOCK_CLASS, _affordable
+    from labeling.selectors import campaign_labels_affordable
+    from labeling.services import LEASE_LOCK_CLASS, LEASE_NEXT
 
     campaign = Campaign.objects.get(pk=args.campaign_id)
     plans: list[str] = []
@@ -67,16 +67,16 @@ def main() -> None:
         connection.connection.add_notice_handler(collect)
         now = timezone.now()
         cursor.execute(
-            _LEASE_NEXT,
+            LEASE_NEXT,
             [
-                _LEASE_LOCK_CLASS,
+                LEASE_LOCK_CLASS,
                 worker,
                 campaign.pk,
                 args.gold,
                 now,
                 now + timedelta(minutes=5),
                 campaign.max_labels,
-                _affordable(campaign),
+                campaign_labels_affordable(campaign=campaign),
             ],
         )
         connection.connection.remove_notice_handler(collect)

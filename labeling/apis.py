@@ -15,7 +15,7 @@ from core.serializers import StrictSerializer
 
 from . import selectors, services
 from .models import Campaign, CampaignStatus, ImportJob, TaskType
-from .services.campaigns import campaign_check_can_manage
+from .selectors import campaign_check_can_manage
 
 
 class ClassSerializer(serializers.Serializer[dict[str, str]]):

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import models
 from django.db.models import Q
 
@@ -62,14 +61,6 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} (#{self.pk})"
-
-    def is_open_to(self, user: AbstractBaseUser) -> bool:
-        """Staff and the owner see a campaign in any state; everyone else while it is active."""
-        return bool(
-            getattr(user, "is_staff", False)
-            or self.owner_id == user.pk
-            or self.status == CampaignStatus.ACTIVE
-        )
 
     @property
     def class_names(self) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,21 +47,111 @@ def campaign_labels(campaign: Campaign) -> int:
     )
 
 
-def campaign_list_for(*, user: User) -> QuerySet[Campaign]:
-    """Each campaign with `label_count` (its labels) annotated."""
-    qs = campaigns_with_label_count(Campaign.objects.select_related("owner")).order_by("-id")
+# --- the rules of a campaign: each has one home here, used by every caller -------------------
+# (docs/architecture.md, "Where each rule lives"). Where the same rule is also written in SQL,
+# tests/labeling/test_rules.py pins the two together.
+
+
+def campaign_is_open_to(*, campaign: Campaign, user: User) -> bool:
+    """Whether the campaign is open to this user (to see it, and to label in it while it is
+    active). The one home of this rule; `campaigns_open_to` is the same rule as a filter.
+
+    Staff and the owner see a campaign in any state; everyone else while it is active.
+    """
+    return bool(
+        user.is_staff or campaign.owner_id == user.pk or campaign.status == CampaignStatus.ACTIVE
+    )
+
+
+def campaigns_open_to(*, user: User) -> Q:
+    """`campaign_is_open_to` as a filter on campaigns (pinned to it by a test)."""
     if user.is_staff:
-        return qs
-    if user.is_requester:
-        return qs.filter(Q(owner=user) | Q(status=CampaignStatus.ACTIVE))
-    return qs.filter(status=CampaignStatus.ACTIVE)
+        return Q()
+    return Q(owner=user) | Q(status=CampaignStatus.ACTIVE)
+
+
+def gold_draw() -> float:
+    """A draw in [0, 1) for `campaign_serves_gold` (the one-statement next compares it in SQL)."""
+    return random.random()  # noqa: S311 - a sampling draw, not a secret
+
+
+def campaign_serves_gold(*, campaign: Campaign, draw: float) -> bool:
+    """The gold draw: serve a gold item (a control task mixed into the stream) when `draw` (from
+    `gold_draw`) is below the campaign's `gold_ratio`, so with probability `gold_ratio`.
+
+    The one home of this rule; hot_sql's one-statement next compares the draw in SQL
+    (`hot_sql.GOLD_FIRST_SQL`), pinned to this function by tests/labeling/test_rules.py.
+    """
+    return draw < campaign.gold_ratio
+
+
+# The labels a budgeted campaign that pays nothing per label affords: unlimited, as far as its
+# counter of reserved labels (a 32-bit column) can count.
+UNLIMITED_LABELS = 2**31 - 1
+
+
+def campaign_labels_affordable(*, campaign: Campaign) -> int | None:
+    """How many labels a budgeted campaign's budget pays for (`budget // reward_per_label`, base
+    units); None: no budget. A lease reserves one of them (labeling/sql/lease_next.sql).
+
+    The one home of the budget's arithmetic; hot_sql's one-statement next computes it in SQL
+    (`hot_sql.AFFORDABLE_SQL`), pinned to this function by tests/labeling/test_rules.py.
+    """
+    if campaign.budget is None:
+        return None
+    reward = int(campaign.reward_per_label or 0)
+    return int(campaign.budget) // reward if reward else UNLIMITED_LABELS
+
+
+def _manage_refusal(*, user: User, campaign: Campaign | None) -> PermissionDenied | None:
+    if user.is_staff:
+        return None
+    if not user.is_requester:
+        return PermissionDenied("only requesters can manage campaigns", code="not_requester")
+    if campaign is not None and campaign.owner_id != user.pk:
+        return PermissionDenied("this campaign belongs to someone else", code="not_owner")
+    return None
+
+
+def campaign_check_can_manage(*, user: User, campaign: Campaign | None = None) -> None:
+    """Raise PermissionDenied unless the user may manage the campaign (None: create campaigns).
+
+    The one home of "who may manage a campaign": staff, or its owner while they hold the
+    requester role (`User.is_requester`). An owner who lost the role manages nothing, as anyone
+    else who is not a requester: the role is what grants managing, owning a campaign does not.
+    `campaign_can_manage` and `campaign_get_to_manage` are this rule.
+    """
+    refusal = _manage_refusal(user=user, campaign=campaign)
+    if refusal is not None:
+        raise refusal
+
+
+def campaign_can_manage(*, user: User, campaign: Campaign) -> bool:
+    """`campaign_check_can_manage` as a yes or no."""
+    return _manage_refusal(user=user, campaign=campaign) is None
+
+
+def campaign_get_to_manage(*, user: User, campaign_id: int) -> Campaign:
+    """The campaign, when the user may manage it (`campaign_check_can_manage`)."""
+    campaign = campaign_get(campaign_id=campaign_id)
+    campaign_check_can_manage(user=user, campaign=campaign)
+    return campaign
+
+
+# --- campaigns ----------------------------------------------------------------------------------
+
+
+def campaign_list_for(*, user: User) -> QuerySet[Campaign]:
+    """The campaigns open to the user, each with `label_count` (its labels) annotated."""
+    qs = campaigns_with_label_count(Campaign.objects.select_related("owner")).order_by("-id")
+    return qs.filter(campaigns_open_to(user=user))
 
 
 def campaign_get_for(*, user: User, campaign_id: int) -> Campaign:
     campaign = Campaign.objects.select_related("owner").filter(pk=campaign_id).first()
     if campaign is None:
         raise NotFound(f"campaign {campaign_id} does not exist", code="campaign_not_found")
-    if campaign.is_open_to(user):
+    if campaign_is_open_to(campaign=campaign, user=user):
         return campaign
     raise PermissionDenied("this campaign is not open to you", code="campaign_forbidden")
 

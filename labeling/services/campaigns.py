@@ -5,19 +5,11 @@ from typing import Any
 from django.db import transaction
 
 from accounts.models import User
-from core.errors import ApplicationError, PermissionDenied
+from core.errors import ApplicationError
 
 from ..models import Campaign, CampaignStatus
 from ..schema import normalize_schema
-
-
-def campaign_check_can_manage(*, user: User, campaign: Campaign | None = None) -> None:
-    if user.is_staff:
-        return
-    if not user.is_requester:
-        raise PermissionDenied("only requesters can manage campaigns", code="not_requester")
-    if campaign is not None and campaign.owner_id != user.pk:
-        raise PermissionDenied("this campaign belongs to someone else", code="not_owner")
+from ..selectors import campaign_check_can_manage
 
 
 @transaction.atomic

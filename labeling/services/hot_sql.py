@@ -1,15 +1,17 @@
-"""Next-task and submit on PostgreSQL as a few hand-written statements instead of ORM queries.
+"""Next-task and submit as a few hand-written statements instead of ORM queries.
 
 Why: these two calls are the platform's hot path (every label is one of each), and building ORM
-queries cost more CPU than PostgreSQL spent running them (bench/README.md, "Next task"). The
-ORM versions in `leases.py` and `annotations.py` remain the reference, and SQLite's path; the
-statements here keep exactly their invariants and lock order, and the same test suite runs
-against both (PostgreSQL in CI).
+queries cost more CPU than PostgreSQL spent running them (bench/README.md, "Next task"). They are
+the only implementation: `leases.py` and `annotations.py` check and call them, and the fast lane
+calls those. The rules they apply have one home each (docs/architecture.md, "Where each rule
+lives"): the lease is the PL/pgSQL function of labeling/sql/lease_next.sql; where a statement
+here repeats a Python rule (the gold draw, the budget's arithmetic), the SQL is a named constant
+pinned to the Python function by tests/labeling/test_rules.py.
 
 Lock order, as every writer of an item and its leases: the item row first, then its leases.
-A lease is one call of a PL/pgSQL function (migration labeling 0007), which takes the worker's
-advisory lock first (one lease per worker at a time); a submission is one write statement. Each
-is atomic on its own: in autocommit it is its own transaction (no BEGIN or COMMIT round trip).
+A lease is one call of the lease function, which takes the worker's advisory lock first (one
+lease per worker at a time); a submission is one write statement. Each is atomic on its own: in
+autocommit it is its own transaction (no BEGIN or COMMIT round trip).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from ..models import (
     Item,
     TaskType,
 )
+from ..selectors import UNLIMITED_LABELS
 
 M = TypeVar("M", bound=models.Model)
 
@@ -69,8 +72,6 @@ WHERE c.id = %s
 
 
 CampaignRead = tuple[Campaign, str | None] | None
-# The labels a budgeted campaign that pays nothing per label can afford (the function's numeric).
-UNLIMITED_LABELS = 2**31 - 1
 
 
 def campaign_for_lease(*, campaign_id: int, worker_id: int) -> CampaignRead:
@@ -108,9 +109,9 @@ def _campaign_read(row: tuple[Any, ...]) -> tuple[Campaign, str | None]:
     return campaign, (reason or "") if blocked else None
 
 
-# The lease is a PL/pgSQL function (migration labeling 0007: its steps, and why one call): one
-# round trip, and in autocommit its own transaction.
-_LEASE_NEXT = """
+# The lease is a PL/pgSQL function (labeling/sql/lease_next.sql: its steps, and why one call):
+# one round trip, and in autocommit its own transaction.
+LEASE_NEXT = """
 SELECT * FROM labeling_lease_next(%s::int4, %s::int8, %s::int8, %s::bool, %s::timestamptz,
                                   %s::timestamptz, %s::int4, %s::numeric)
 """
@@ -145,7 +146,7 @@ def lease_next(
         affordable,
     ]
     with prepared_cursor() as cursor:
-        cursor.execute(_LEASE_NEXT, params)
+        cursor.execute(LEASE_NEXT, params)
         row = cursor.fetchone()
     return None if row is None else _lease(row, campaign=campaign, worker=worker)
 
@@ -180,9 +181,18 @@ def _lease(row: tuple[Any, ...], *, campaign: Campaign, worker: User) -> tuple[A
     return assignment, bool(is_new)
 
 
+# The gold draw and the budget's arithmetic in SQL, on the campaign `c`: the one-statement next
+# cannot ask Python (it reads the campaign in the same statement). Each is the SQL twin of one
+# Python rule, `labeling.selectors.campaign_serves_gold` and `campaign_labels_affordable`;
+# tests/labeling/test_rules.py checks they give the same answers.
+GOLD_FIRST_SQL = "%(gold_draw)s::float8 < c.gold_ratio"
+AFFORDABLE_SQL = f"""CASE WHEN c.budget IS NULL THEN NULL
+                WHEN c.reward_per_label = 0 THEN {UNLIMITED_LABELS}
+                ELSE div(c.budget, c.reward_per_label) END"""
+
 # Next-task for an API client as one statement: the token's user, the campaign and the worker's
 # block (`_CAMPAIGN_FOR_LEASE`'s read), and, only when the campaign is active, the user active and
-# not blocked from it, the lease function's call with the arguments `leases._lease_once_sql` would
+# not blocked from it, the lease function's call with the arguments `leases._lease_once` would
 # give it (its gold draw and budget arithmetic, in SQL). The call is gated by the join: the
 # function runs once per row of `go`, and `go` has no row when a check fails, so nothing is
 # leased then; the caller's full path names the error. Outer row: the user's columns, the
@@ -194,10 +204,8 @@ WITH r AS (
     SELECT {USER_COLUMNS}, {_CAMPAIGN_READ},
            u.is_active AND c.status = '{CampaignStatus.ACTIVE}' AND b.id IS NULL AS go,
            u.id AS go_worker, c.id AS go_campaign, c.max_labels AS go_max_labels,
-           %(gold_draw)s::float8 < c.gold_ratio AS go_gold_first,
-           CASE WHEN c.budget IS NULL THEN NULL
-                WHEN c.reward_per_label = 0 THEN {UNLIMITED_LABELS}
-                ELSE div(c.budget, c.reward_per_label) END AS go_affordable
+           {GOLD_FIRST_SQL} AS go_gold_first,
+           {AFFORDABLE_SQL} AS go_affordable
     {TOKEN_USER_FROM}
     LEFT JOIN labeling_campaign c ON c.id = %(campaign)s
     LEFT JOIN labeling_workerblock b ON b.campaign_id = c.id AND b.worker_id = u.id

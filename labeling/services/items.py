@@ -14,6 +14,8 @@ from ..models import Assignment, AssignmentStatus, Campaign, Item, ItemStatus
 @transaction.atomic
 def item_complete(*, item_id: int) -> bool:
     """Close an item: no more leases, outstanding ones released. Returns False if already closed.
+    Quality calls it through `quality.services.closing.item_close_and_queue_reward`, the one home
+    of "close the item, then queue its reward".
 
     One UPDATE ... RETURNING closes the item and hands back its campaign (and that campaign's
     budget flag) without a second read; it locks the item row before any of its leases (the lock
@@ -37,8 +39,7 @@ def item_complete(*, item_id: int) -> bool:
 
 def _close_returning(*, item_id: int) -> tuple[int, bool] | None:
     """(campaign id, whether the campaign has a budget) of the item just closed, or None when it
-    was not open. The ORM's update() cannot return rows, hence the SQL (both backends we run,
-    PostgreSQL and SQLite >= 3.35, support RETURNING)."""
+    was not open. The ORM's update() cannot return rows, hence the SQL (UPDATE ... RETURNING)."""
     item_table = Item._meta.db_table
     campaign_table = Campaign._meta.db_table
     sql = (
@@ -48,8 +49,9 @@ def _close_returning(*, item_id: int) -> tuple[int, bool] | None:
         f"WHERE {campaign_table}.id = {item_table}.campaign_id)"
     )
     with connection.cursor() as cursor:
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
-        cursor.execute(sql, [ItemStatus.COMPLETE.value, now, item_id, ItemStatus.OPEN.value])
+        cursor.execute(
+            sql, [ItemStatus.COMPLETE.value, timezone.now(), item_id, ItemStatus.OPEN.value]
+        )
         row = cursor.fetchone()
     if row is None:
         return None

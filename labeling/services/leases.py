@@ -1,112 +1,48 @@
 """Next task: lease one open item to one worker, under concurrency, without ORDER BY random().
 
-Invariants (each enforced by the database, not by luck):
+The lease itself is one call of the PL/pgSQL function `labeling_lease_next`, whose one home is
+`labeling/sql/lease_next.sql` (its steps, its invariants and why one call; run by
+`hot_sql.lease_next` and `hot_sql.token_lease_next`). In short, each enforced by the database:
 - an item never has more than `max_labels` leases + labels: the slot is taken by a conditional
-  UPDATE (`slots_taken < max_labels`), which is atomic on PostgreSQL and SQLite alike;
+  UPDATE (`slots_taken < max_labels`);
 - a worker never gets an item twice: Assignment is unique per (item, worker);
-- a worker holds one live lease per campaign, however many calls race: one worker's lease
-  transactions are serialized (an advisory lock on PostgreSQL), each looks for the live one first;
+- a worker holds one live lease per campaign, however many calls race: one worker's lease calls
+  are serialized by an advisory lock, and each looks for the live one first;
 - a budgeted campaign never reserves more labels than its budget pays for: a conditional UPDATE too.
-On PostgreSQL the candidate scan uses `FOR UPDATE SKIP LOCKED`, so concurrent workers fan out over
-the head of the queue instead of queueing on one row.
+The candidate scan uses `FOR UPDATE SKIP LOCKED`, so concurrent workers fan out over the head of
+the queue instead of queueing on one row. This module adds the checks around the call (campaign
+open and active, worker not blocked), the gold draw and the budget's arithmetic
+(`labeling.selectors`), and the reclaim of expired leases when nothing is free.
 """
 
 from __future__ import annotations
 
-import random
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef
+from django.db.models import Count, F
 from django.utils import timezone
 
 from accounts.models import User
 from core.errors import Conflict
 
-from ..models import Assignment, AssignmentStatus, Campaign, CampaignStatus, Item, ItemStatus
-from ..selectors import campaign_get_for
+from ..models import Assignment, AssignmentStatus, Campaign, CampaignStatus, Item
+from ..selectors import (
+    campaign_get_for,
+    campaign_is_open_to,
+    campaign_labels_affordable,
+    campaign_serves_gold,
+    gold_draw,
+)
 from . import hot_sql
 from .blocks import worker_blocked_error, worker_check_not_blocked
 
 MAX_ATTEMPTS = 8
 RECLAIM_BATCH = 500
 # Advisory-lock key space of next-task (first int4 of the two-key form): b"KYOD".
-_LEASE_LOCK_CLASS = 0x4B594F44
-
-
-class _Retry(Exception):
-    """Raised inside the transaction to roll back a lost race and try the next candidate."""
-
-
-def _active_lease(*, campaign: Campaign, worker: User) -> Assignment | None:
-    return (
-        Assignment.objects.select_related("item")
-        .filter(
-            worker=worker,
-            campaign=campaign,
-            status=AssignmentStatus.LEASED,
-            leased_until__gt=timezone.now(),
-        )
-        .order_by("id")
-        .first()
-    )
-
-
-def _pick_candidate(*, campaign: Campaign, worker: User, gold: bool) -> Item | None:
-    """The head of this worker's queue; the whole row, as the task payload needs it.
-
-    Two queues: gold items (known answers, never closed, no slot limit) in id order, and the
-    rest in priority order with at most `max_labels` slots each. (SQLite's path: its
-    transactions begin IMMEDIATE, so they are serialized and need no row locks; PostgreSQL's
-    scan, with SKIP LOCKED, is the lease function's: migration labeling 0007.)
-    """
-    labeled = Assignment.objects.filter(item=OuterRef("pk"), worker=worker)
-    if gold:
-        candidates = (
-            Item.objects.filter(campaign=campaign, status=ItemStatus.OPEN)
-            .exclude(gold_label="")
-            .filter(~Exists(labeled))
-            .order_by("id")
-        )
-    else:
-        candidates = (
-            Item.objects.filter(
-                campaign=campaign,
-                status=ItemStatus.OPEN,
-                gold_label="",
-                slots_taken__lt=campaign.max_labels,
-            )
-            .filter(~Exists(labeled))
-            .order_by("priority", "id")
-        )
-    return candidates.first()
-
-
-def _wants_gold(campaign: Campaign) -> bool:
-    """Serve a gold item with probability `gold_ratio` (a control task mixed into the stream)."""
-    return campaign.gold_ratio > 0 and random.random() < campaign.gold_ratio  # noqa: S311
-
-
-def _affordable(campaign: Campaign) -> int | None:
-    """How many labels a budgeted campaign's budget pays for; None: no budget."""
-    if campaign.budget is None:
-        return None
-    reward = int(campaign.reward_per_label or 0)
-    return int(campaign.budget) // reward if reward else hot_sql.UNLIMITED_LABELS
-
-
-def _reserve_budget(campaign: Campaign) -> bool:
-    """Reserve one label's reward of a budgeted campaign; False when the budget is spoken for."""
-    affordable = _affordable(campaign)
-    if affordable is None:
-        return True
-    return bool(
-        Campaign.objects.filter(pk=campaign.pk, labels_reserved__lt=affordable).update(
-            labels_reserved=F("labels_reserved") + 1
-        )
-    )
+LEASE_LOCK_CLASS = 0x4B594F44
 
 
 def _budget_exhausted() -> Conflict:
@@ -114,7 +50,8 @@ def _budget_exhausted() -> Conflict:
 
 
 def task_lease_next(*, campaign: Campaign, worker: User) -> Assignment | None:
-    """The worker's current lease in this campaign, or a new one; None when nothing is left."""
+    """The worker's current lease in this campaign, or a new one; None when nothing is left.
+    The one home of next-task's checks around the lease function (with `task_lease_next_in`)."""
     _check_active(campaign)
     worker_check_not_blocked(campaign_id=campaign.pk, worker_id=worker.pk)
     return _lease_next(campaign=campaign, worker=worker)
@@ -123,13 +60,11 @@ def task_lease_next(*, campaign: Campaign, worker: User) -> Assignment | None:
 def task_lease_next_in(*, campaign_id: int, worker: User) -> Assignment | None:
     """Next task as the API asks for it: by campaign id, in a campaign open to the worker.
 
-    On PostgreSQL the campaign and the worker's block are one statement (see hot_sql); a
-    campaign that is missing or not open to the worker goes the selector's way, for its errors.
+    The campaign and the worker's block are one statement (see hot_sql); a campaign that is
+    missing or not open to the worker goes the selector's way, for its errors.
     """
-    found = None
-    if connection.vendor == "postgresql":
-        found = hot_sql.campaign_for_lease(campaign_id=campaign_id, worker_id=worker.pk)
-    if found is None or not found[0].is_open_to(worker):
+    found = hot_sql.campaign_for_lease(campaign_id=campaign_id, worker_id=worker.pk)
+    if found is None or not campaign_is_open_to(campaign=found[0], user=worker):
         campaign = campaign_get_for(user=worker, campaign_id=campaign_id)
         return task_lease_next(campaign=campaign, worker=worker)
     campaign, block_reason = found
@@ -142,9 +77,9 @@ def task_lease_next_in(*, campaign_id: int, worker: User) -> Assignment | None:
 def task_lease_next_for_token(
     *, key: str, campaign_id: int
 ) -> tuple[User, Assignment | None] | None:
-    """`task_lease_next_in` for the user of an API token, in one statement (PostgreSQL,
-    autocommit; `hot_sql.token_lease_next`): the token, the campaign, the worker's block and the
-    lease in one round trip.
+    """`task_lease_next_in` for the user of an API token, in one statement (autocommit;
+    `hot_sql.token_lease_next`): the token, the campaign, the worker's block and the lease in one
+    round trip. The one home of the one-statement next (the fast lane's).
 
     (the user, their lease), the lease None when nothing is left for them. None, with nothing
     leased, when the token is unknown, the campaign missing or not active, the worker blocked from
@@ -174,8 +109,8 @@ def _token_lease_once(*, key: str, campaign_id: int) -> hot_sql.TokenLease | Non
     return hot_sql.token_lease_next(
         key=key,
         campaign_id=campaign_id,
-        lock_class=_LEASE_LOCK_CLASS,
-        gold_draw=random.random(),  # noqa: S311 - `_wants_gold`'s draw
+        lock_class=LEASE_LOCK_CLASS,
+        gold_draw=gold_draw(),  # compared in SQL as `campaign_serves_gold` does
         now=now,
         until=until,
     )
@@ -200,10 +135,10 @@ def _lease_next(*, campaign: Campaign, worker: User, missed: bool = False) -> As
     for _ in range(MAX_ATTEMPTS):
         try:
             assignment = _lease_once(campaign=campaign, worker=worker)
-        except (_Retry, IntegrityError):
-            # The attempt was rolled back whole. IntegrityError: (item, worker) exists already;
-            # cannot happen while one worker's lease transactions are serialized, but if it
-            # does, the next attempt's scan no longer offers that item.
+        except IntegrityError:
+            # The attempt was rolled back whole: (item, worker) exists already. Cannot happen
+            # while one worker's lease calls are serialized, but if it does, the next attempt's
+            # scan no longer offers that item.
             continue
         if assignment is not None:
             return assignment
@@ -213,13 +148,6 @@ def _lease_next(*, campaign: Campaign, worker: User, missed: bool = False) -> As
             return None
         reclaimed = True
     return None
-
-
-def _lease_once(*, campaign: Campaign, worker: User) -> Assignment | None:
-    if connection.vendor != "postgresql":
-        return _lease_once_orm(campaign=campaign, worker=worker)
-    with _savepoint_if_nested():
-        return _lease_once_sql(campaign=campaign, worker=worker)
 
 
 def _savepoint_if_nested() -> AbstractContextManager[object]:
@@ -234,50 +162,22 @@ def _budget_refused(exc: DatabaseError) -> bool:
     return getattr(exc.__cause__, "sqlstate", None) == hot_sql.BUDGET_EXHAUSTED
 
 
-@transaction.atomic
-def _lease_once_orm(*, campaign: Campaign, worker: User) -> Assignment | None:
-    # One lease at a time per worker: parallel calls by one worker (two tabs, a retrying client)
-    # are serialized (SQLite: IMMEDIATE transactions; PostgreSQL: the lease function's advisory
-    # lock), and the later ones find the first one's lease instead of taking a second item.
-    existing = _active_lease(campaign=campaign, worker=worker)
-    if existing is not None:
-        return existing
-    item = None
-    if _wants_gold(campaign):
-        item = _pick_candidate(campaign=campaign, worker=worker, gold=True)
-    if item is None:
-        item = _pick_candidate(campaign=campaign, worker=worker, gold=False)
-    if item is None:
-        return None
-    slot = Item.objects.filter(pk=item.pk, status=ItemStatus.OPEN)
-    if not item.gold_label:
-        slot = slot.filter(slots_taken__lt=campaign.max_labels)
-    took = slot.update(slots_taken=F("slots_taken") + 1)
-    if not took:
-        raise _Retry
-    if not _reserve_budget(campaign):
-        raise _budget_exhausted()
-    _now, lease_until = _lease_window()
-    # No savepoint: an IntegrityError rolls this whole attempt back (see task_lease_next).
-    return Assignment.objects.create(
-        item=item, worker=worker, campaign=campaign, leased_until=lease_until
-    )
-
-
-def _lease_once_sql(*, campaign: Campaign, worker: User) -> Assignment | None:
-    """`_lease_once_orm` on PostgreSQL: the same steps, in order, as one call of the lease
-    function (hot_sql.lease_next; its SQL is migration labeling 0007)."""
+def _lease_once(*, campaign: Campaign, worker: User) -> Assignment | None:
+    """One call of the lease function (`hot_sql.lease_next`; labeling/sql/lease_next.sql): the
+    worker's live lease, or a new one, or None when nothing is free. Inside a caller's
+    transaction, in a savepoint."""
     now, until = _lease_window()
     try:
-        found = hot_sql.lease_next(
-            lock_class=_LEASE_LOCK_CLASS,
-            campaign=campaign,
-            worker=worker,
-            gold_first=_wants_gold(campaign),
-            affordable=_affordable(campaign),
-            now=now,
-            until=until,
-        )
+        with _savepoint_if_nested():
+            found = hot_sql.lease_next(
+                lock_class=LEASE_LOCK_CLASS,
+                campaign=campaign,
+                worker=worker,
+                gold_first=campaign_serves_gold(campaign=campaign, draw=gold_draw()),
+                affordable=campaign_labels_affordable(campaign=campaign),
+                now=now,
+                until=until,
+            )
     except DatabaseError as exc:
         if _budget_refused(exc):
             raise _budget_exhausted() from exc
@@ -288,6 +188,7 @@ def _lease_once_sql(*, campaign: Campaign, worker: User) -> Assignment | None:
 @transaction.atomic
 def leases_expire(*, campaign_id: int | None = None, limit: int = RECLAIM_BATCH) -> int:
     """Return expired leases' slots to the pool (and their budget reservations). Bounded per call.
+    The one home of lease expiry: the beat (`labeling.expire_leases`) and next-task's reclaim.
 
     Lock order as every writer of an item and its leases (lease, submit, close): the items first,
     in id order, then their leases. Locking the leases first deadlocks with a submit of the same

@@ -215,10 +215,8 @@ def test_gold_items_are_mixed_in_at_gold_ratio_and_never_fill_up(
     items = add_images(campaign, 5)
     gold_ids = {items[0].pk, items[1].pk}
     Item.objects.filter(pk__in=gold_ids).update(gold_label="cat")
-    import labeling.services.leases as leases
-
     # The draw always says "gold": every worker meets both gold items, beyond max_labels.
-    monkeypatch.setattr(leases.random, "random", lambda: 0.0)
+    monkeypatch.setattr("labeling.services.leases.gold_draw", lambda: 0.0)
     for n in range(5):
         client = client_for(UserFactory.create())
         served = []
@@ -237,7 +235,7 @@ def test_gold_items_are_mixed_in_at_gold_ratio_and_never_fill_up(
         assert gold.label_count == 5
         assert gold.status == "open"
     # The draw says "regular": no gold item is served while regular ones are left.
-    monkeypatch.setattr(leases.random, "random", lambda: 0.99)
+    monkeypatch.setattr("labeling.services.leases.gold_draw", lambda: 0.99)
     client = client_for(UserFactory.create())
     assert client.get(f"/api/campaigns/{campaign.pk}/next/").json()["item_id"] not in gold_ids
 
