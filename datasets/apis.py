@@ -16,7 +16,6 @@ from core.errors import ApplicationError, Conflict
 from core.jobs import JobStatus
 from core.serializers import StrictSerializer
 from labeling import selectors as labeling_selectors
-from labeling.services.campaigns import campaign_check_can_manage
 from storage.services import get_store
 
 from . import selectors, services
@@ -121,7 +120,7 @@ class ExportCreateApi(APIView):
         data.is_valid(raise_exception=True)
         user = request_user(request)
         campaign = labeling_selectors.campaign_get(campaign_id=campaign_id)
-        campaign_check_can_manage(user=user, campaign=campaign)
+        labeling_selectors.campaign_check_can_manage(user=user, campaign=campaign)
         export = services.export_request(campaign_id=campaign.pk, user=user)
         return Response(ExportOutput(export).data, status=status.HTTP_202_ACCEPTED)
 
@@ -129,7 +128,7 @@ class ExportCreateApi(APIView):
 def _export_for(request: Request, export_id: int) -> Export:
     export = selectors.export_get(export_id=export_id)
     campaign = labeling_selectors.campaign_get(campaign_id=export.campaign_id)
-    campaign_check_can_manage(user=request_user(request), campaign=campaign)
+    labeling_selectors.campaign_check_can_manage(user=request_user(request), campaign=campaign)
     return export
 
 

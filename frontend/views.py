@@ -15,7 +15,6 @@ from accounts.models import User
 from core.errors import NotFound, PermissionDenied
 from labeling import selectors as labeling_selectors
 from labeling.models import Campaign, TaskType
-from labeling.services.campaigns import campaign_check_can_manage
 
 EN_DASH = "\u2013"
 # Reward amounts are stored in token base units; the page also shows them in whole tokens,
@@ -38,9 +37,8 @@ def _user(request: HttpRequest) -> User:
 def home(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     campaigns = list(labeling_selectors.campaign_list_for(user=user)[:100])
-    # The rule of campaign_check_can_manage, without an exception per row.
     managed = {
-        c.pk for c in campaigns if user.is_staff or (user.is_requester and c.owner_id == user.pk)
+        c.pk for c in campaigns if labeling_selectors.campaign_can_manage(user=user, campaign=c)
     }
     return render(request, "frontend/home.html", {"campaigns": campaigns, "managed": managed})
 
@@ -56,14 +54,13 @@ def _campaign_for_page(*, user: User, campaign_id: int) -> Campaign:
 
 
 def _campaign_to_manage(*, user: User, campaign_id: int) -> Campaign:
+    # Who may manage: labeling's one rule (campaign_check_can_manage), with the page's errors.
     try:
-        campaign = labeling_selectors.campaign_get(campaign_id=campaign_id)
-        campaign_check_can_manage(user=user, campaign=campaign)
+        return labeling_selectors.campaign_get_to_manage(user=user, campaign_id=campaign_id)
     except NotFound as exc:
         raise Http404(exc.message) from exc
     except PermissionDenied as exc:
         raise DjangoPermissionDenied(exc.message) from exc
-    return campaign
 
 
 def token_amount(units: int, decimals: int = TOKEN_DECIMALS) -> str:
@@ -125,6 +122,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
     campaign = _campaign_to_manage(user=_user(request), campaign_id=campaign_id)
     reward = campaign.reward_per_label or 0  # never null in the table; typed as the field
     budget = campaign.budget
+    affordable = labeling_selectors.campaign_labels_affordable(campaign=campaign)
     is_text = campaign.task_type in (TaskType.TEXT_CLASSIFICATION, TaskType.TEXT_SPANS)
     # Never items: the page shows counters, so no gold label can reach it.
     context = {
@@ -133,7 +131,8 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "progress": _progress_context(labeling_selectors.campaign_progress(campaign=campaign)),
         "reward_tokens": token_amount(reward),
         "budget_tokens": None if budget is None else token_amount(budget),
-        "budget_labels": budget // reward if budget is not None and reward else None,
+        # A budget that pays nothing per label has no label count to show.
+        "budget_labels": affordable if reward else None,
         "target_percent": f"{campaign.target_confidence * 100:.4g}",
         "gold_percent": f"{campaign.gold_ratio * 100:.4g}",
         "is_text": is_text,

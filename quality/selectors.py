@@ -191,13 +191,14 @@ def annotation_verdicts(
 def item_explanation_for(*, user: User, item_id: int) -> dict[str, Any]:
     """How an item's label was decided, as the explanation API shows it to this user.
 
-    The campaign's owner and staff see any decided item with worker ids; anyone else who may see
-    the campaign sees completed items only, with other annotators numbered in labeling order
-    ("annotator 1", ...) and their own label marked `you`.
+    Who may manage the campaign (labeling's one rule: staff, or its owner while a requester) sees
+    any decided item with worker ids; anyone else who may see the campaign sees completed items
+    only, with other annotators numbered in labeling order ("annotator 1", ...) and their own
+    label marked `you`.
     """
     item = labeling_selectors.item_get(item_id=item_id)
     campaign = labeling_selectors.campaign_get_for(user=user, campaign_id=item.campaign_id)
-    privileged = user.is_staff or campaign.owner_id == user.pk
+    privileged = labeling_selectors.campaign_can_manage(user=user, campaign=campaign)
     consensus = item_consensus(item_id=item_id)
     if not privileged and (consensus is None or not consensus.is_complete):
         raise PermissionDenied(
