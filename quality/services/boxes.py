@@ -32,7 +32,7 @@ from quality.aggregation.boxes import (
 )
 
 from ..models import CampaignQuality, WorkerSkill
-from .consensus import _locked_consensus, box_decision, boxes_of, consensus_apply
+from .consensus import box_decision, boxes_of, consensus_apply, consensus_locked
 from .params import next_refit_at
 from .workers import next_status
 
@@ -135,5 +135,5 @@ def _redecide(*, campaign: Campaign, item_ids: list[int]) -> None:
         decision = box_decision(item=item, classes=campaign.class_names)
         if decision is not None:
             consensus_apply(
-                consensus=_locked_consensus(item), decision=decision, item=item, campaign=campaign
+                consensus=consensus_locked(item), decision=decision, item=item, campaign=campaign
             )

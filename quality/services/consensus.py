@@ -33,6 +33,7 @@ from quality.aggregation.policy import (
 )
 
 from ..models import CampaignQuality, ItemConsensus, ItemPrediction, WorkerSkill
+from .closing import item_close_and_queue_reward, item_queue_reward
 from .params import CampaignParams, campaign_params, ensure_campaign_quality, worker_params
 
 GOLD = "gold"
@@ -274,11 +275,11 @@ def item_consensus_update(*, item_id: int) -> ItemConsensus | None:
     item = labeling_selectors.item_get(item_id=item_id)
     campaign = item.campaign
     ensure_campaign_quality(campaign_id=campaign.pk)
-    consensus = _locked_consensus(item)
+    consensus = consensus_locked(item)
     if item.gold_label and item.gold_label in campaign.class_names:
         decision: Decision | None = gold_decision(item=item, classes=campaign.class_names)
         # Its labels are judged against the known answer at once: it never closes.
-        enqueue_on_commit("rewards.account_item", item.pk)
+        item_queue_reward(item_id=item.pk)
     elif campaign.task_type == TaskType.IMAGE_BBOX:
         decision = box_decision(item=item, classes=campaign.class_names)
     else:
@@ -300,7 +301,8 @@ def item_consensus_update(*, item_id: int) -> ItemConsensus | None:
     return consensus
 
 
-def _locked_consensus(item: Item) -> ItemConsensus:
+def consensus_locked(item: Item) -> ItemConsensus:
+    """The item's consensus row (created empty if missing), locked for this transaction."""
     ItemConsensus.objects.bulk_create(
         [
             ItemConsensus(
@@ -347,9 +349,8 @@ def consensus_apply(
         consensus.priority = priority
     consensus.save()
     if complete:
-        labeling_services.item_complete(item_id=item.pk)
         # Also after a late label on a closed item: accounting is idempotent per annotation.
-        enqueue_on_commit("rewards.account_item", item.pk)
+        item_close_and_queue_reward(item_id=item.pk)
     elif changed_priority and priority is not None:
         labeling_services.item_set_priority(item_id=item.pk, priority=priority)
 

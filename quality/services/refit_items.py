@@ -33,6 +33,7 @@ from quality.aggregation.policy import (
 
 from ..models import ItemConsensus
 from .campaign_data import CampaignArrays
+from .closing import item_close_and_queue_reward
 from .consensus import policy_of, votes_payload
 
 BATCH = 1000
@@ -261,8 +262,7 @@ def _store_batch(ctx: _ItemContext, codes: IntArray) -> int:
     if rows:
         _upsert(rows)
     for item_id in to_close:
-        labeling_services.item_complete(item_id=item_id)
-        enqueue_on_commit("rewards.account_item", item_id)
+        item_close_and_queue_reward(item_id=item_id)
     labeling_services.items_set_priority(priorities=to_prioritise)
     for item_id in stale:
         enqueue_on_commit("quality.update_item", item_id)
