@@ -20,7 +20,7 @@ from datetime import timedelta
 from typing import Any, cast
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
@@ -43,7 +43,7 @@ from quality.models import ItemConsensus
 from rewards.models import RewardEntry, RewardStatus
 
 from ..accounts.factories import UserFactory
-from ..conftest import client_for, need_service
+from ..conftest import client_for
 from .factories import CampaignFactory
 from .test_fast_lane import Spy, call
 
@@ -53,16 +53,6 @@ CLASSES = ["cat", "dog", "bird"]
 THREADS = 16
 PER_THREAD = 3  # contributors each thread plays, taking turns: 48 people on 16 connections
 JOIN_TIMEOUT = 120.0
-
-
-@pytest.fixture(autouse=True)
-def _postgresql() -> None:
-    if connection.vendor != "postgresql":
-        need_service(
-            "postgresql",
-            "these tests need real row locks and SKIP LOCKED; "
-            "set DATABASE_URL=postgresql://postgres@127.0.0.1:5432/kyodo",
-        )
 
 
 def make_campaign(*, n_items: int, min_labels: int, max_labels: int) -> Campaign:

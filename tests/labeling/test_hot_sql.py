@@ -1,14 +1,14 @@
-"""The PostgreSQL hot path (labeling/services/hot_sql.py, accounts/authentication.py) loads the
+"""The hand-written hot path (labeling/services/hot_sql.py, accounts/authentication.py) loads the
 same objects the ORM would: every field it reads equals the ORM's value, and the fields it does
 not read load on access. The behaviour of next-task and submit is covered by the rest of
-tests/labeling, which runs on PostgreSQL in CI and takes this path there."""
+tests/labeling, which takes this path (the only one)."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
@@ -29,16 +29,9 @@ from labeling.selectors import campaign_label_count
 from labeling.services import hot_sql
 
 from ..accounts.factories import UserFactory
-from ..conftest import need_service
 from .factories import CampaignFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _postgresql() -> None:
-    if connection.vendor != "postgresql":
-        need_service("postgresql", "hot_sql runs on PostgreSQL only; set DATABASE_URL")
 
 
 def _same_fields(loaded: object, fresh: object, names: list[str]) -> None:
@@ -306,9 +299,10 @@ def test_token_lease_next_refuses_an_unknown_token_and_an_inactive_user() -> Non
     assert not Assignment.objects.exists()
 
 
-def test_token_lease_next_draws_gold_and_counts_the_budget_as_the_orm_path() -> None:
+def test_token_lease_next_draws_gold_and_counts_the_budget_as_the_python_rules() -> None:
     """The gold draw against the gold ratio, and the labels the budget affords (budget // reward,
-    unlimited at reward 0), computed in SQL as `leases._wants_gold` and `_affordable` do."""
+    unlimited at reward 0), computed in SQL as `labeling.selectors.campaign_serves_gold` and
+    `campaign_labels_affordable` do (test_rules.py pins the two on a table of cases)."""
     campaign = CampaignFactory.create(gold_ratio=0.5, budget=25, reward_per_label=10)
     plain = Item.objects.create(campaign=campaign, cid="bafkreiplain", media_type="image/png")
     gold = Item.objects.create(
