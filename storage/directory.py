@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from storage.cid import DAG_PB, RAW, cid_bytes, cid_decode, cid_from_bytes, cid_to_bytes
-from storage.unixfs import UNIXFS_DIRECTORY, _len_field, _varint_field, decode_dag_pb
+from storage.unixfs import UNIXFS_DIRECTORY, decode_dag_pb, len_field, varint_field
 
 FANOUT = 1000
 
@@ -45,13 +45,13 @@ def encode_directory_node(entries: Iterable[Entry]) -> bytes:
     for entry in sorted(entries, key=lambda e: e.name.encode()):
         body = b"".join(
             (
-                _len_field(1, cid_to_bytes(entry.cid)),
-                _len_field(2, entry.name.encode()),
-                _varint_field(3, entry.tsize),
+                len_field(1, cid_to_bytes(entry.cid)),
+                len_field(2, entry.name.encode()),
+                varint_field(3, entry.tsize),
             )
         )
-        parts.append(_len_field(2, body))
-    parts.append(_len_field(1, _varint_field(1, UNIXFS_DIRECTORY)))
+        parts.append(len_field(2, body))
+    parts.append(len_field(1, varint_field(1, UNIXFS_DIRECTORY)))
     return b"".join(parts)
 
 

@@ -221,12 +221,12 @@ def encode_file_node(links: Iterable[_Link]) -> bytes:
     blocksizes: list[bytes] = []
     filesize = 0
     for link in links:
-        body = b"".join((_len_field(1, link.cid), b"\x12\x00", _varint_field(3, link.tsize)))
-        parts.append(_len_field(2, body))
-        blocksizes.append(_varint_field(4, link.filesize))
+        body = b"".join((len_field(1, link.cid), b"\x12\x00", varint_field(3, link.tsize)))
+        parts.append(len_field(2, body))
+        blocksizes.append(varint_field(4, link.filesize))
         filesize += link.filesize
-    unixfs = b"".join((_varint_field(1, UNIXFS_FILE), _varint_field(3, filesize), *blocksizes))
-    parts.append(_len_field(1, unixfs))
+    unixfs = b"".join((varint_field(1, UNIXFS_FILE), varint_field(3, filesize), *blocksizes))
+    parts.append(len_field(1, unixfs))
     return b"".join(parts)
 
 
@@ -298,11 +298,13 @@ def cid_of_file(path: Path) -> str:
         return cid_of_stream(iter(lambda: fh.read(FILE_READ_SIZE), b""))
 
 
-def _len_field(field: int, payload: bytes) -> bytes:
+def len_field(field: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (dag-pb, UnixFS); storage.directory encodes with it too."""
     return varint_encode(field << 3 | _LEN) + varint_encode(len(payload)) + payload
 
 
-def _varint_field(field: int, value: int) -> bytes:
+def varint_field(field: int, value: int) -> bytes:
+    """A varint protobuf field (dag-pb, UnixFS)."""
     return varint_encode(field << 3 | _VARINT) + varint_encode(value)
 
 

@@ -136,7 +136,7 @@ def fit_prior_strength(
     return np.asarray(np.exp(log_strength), dtype=np.float64)
 
 
-def _initial_posteriors(answers: Answers, *, gold_only: bool = False) -> FloatArray:
+def initial_posteriors(answers: Answers, *, gold_only: bool = False) -> FloatArray:
     """Where EM starts: the soft majority vote with gold clamped (deterministic).
 
     With `gold_only`, every non-gold row is zero, so the first M-step estimates the workers from
@@ -240,7 +240,7 @@ def dawid_skene(
         raise ValueError("max_iter must be at least 1")
     layout = item_layout(answers)
     k = layout.answers.n_classes
-    start = _initial_posteriors(
+    start = initial_posteriors(
         layout.answers, gold_only=seed_from_gold and bool(layout.answers.gold_item_idx.size)
     )
     start = np.ascontiguousarray(start.T)

@@ -14,8 +14,8 @@ from quality.aggregation._numeric import FloatArray, clamp_gold, decide, softmax
 from quality.aggregation.answers import Answers
 from quality.aggregation.confusion import (
     DEFAULT_MAX_ITER,
-    _initial_posteriors,
     class_priors_from,
+    initial_posteriors,
 )
 from quality.aggregation.result import Result
 
@@ -52,7 +52,7 @@ def one_coin_dawid_skene(
 ) -> Result:
     """One-coin Dawid-Skene by EM; gold items are clamped like in `dawid_skene`."""
     k = answers.n_classes
-    posteriors = _initial_posteriors(answers)
+    posteriors = initial_posteriors(answers)
     cell = answers.item_idx * k + answers.label_idx
     converged = False
     iterations = 0
