@@ -14,6 +14,7 @@ from accounts.models import User
 from accounts.selectors import request_user
 from core.errors import ApplicationError, Conflict
 from core.jobs import JobStatus
+from core.pagination import list_schema, paginate
 from core.serializers import StrictSerializer
 from labeling import selectors as labeling_selectors
 from storage.services import get_store
@@ -51,10 +52,10 @@ class DatasetOutput(serializers.Serializer[Any]):
 class DatasetListApi(APIView):
     permission_classes = (IsBuyer,)
 
-    @extend_schema(responses={200: DatasetOutput(many=True)}, tags=["datasets"])
+    @list_schema(DatasetOutput, operation_id="api_datasets_list", tags=["datasets"])
     def get(self, request: Request) -> Response:
-        campaigns = labeling_selectors.campaigns_with_completed_items()[:500]
-        return Response(DatasetOutput(campaigns, many=True).data)
+        campaigns = labeling_selectors.campaigns_with_completed_items()
+        return paginate(request, campaigns, DatasetOutput, ordering="-id")
 
 
 class DatasetExportApi(APIView):

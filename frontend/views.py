@@ -138,7 +138,7 @@ def campaign_detail(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "is_text": is_text,
         "accept": ".csv,.jsonl,.ndjson,.txt" if is_text else "image/*,.zip,.jsonl,.ndjson",
         "upload_hint": _upload_hint(campaign.task_type),
-        "imports": labeling_selectors.imports_of(campaign=campaign, limit=RECENT_IMPORTS),
+        "imports": labeling_selectors.imports_of(campaign=campaign)[:RECENT_IMPORTS],
         "recent": RECENT_IMPORTS,
         "max_files": settings.DATA_UPLOAD_MAX_NUMBER_FILES,
     }

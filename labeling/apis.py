@@ -11,11 +11,13 @@ from rest_framework.views import APIView
 
 from accounts.selectors import request_user
 from core.errors import ApplicationError
+from core.pagination import list_schema, paginate, paginate_sequence
 from core.serializers import StrictSerializer
 
 from . import selectors, services
 from .models import Campaign, CampaignStatus, ImportJob, TaskType
 from .selectors import campaign_check_can_manage
+from .services.imports import MAX_REJECTED_LISTED
 
 
 class ClassSerializer(serializers.Serializer[dict[str, str]]):
@@ -97,10 +99,10 @@ class CampaignListCreateApi(APIView):
             choices=CampaignStatus.choices, default=CampaignStatus.ACTIVE
         )
 
-    @extend_schema(responses={200: CampaignOutput(many=True)}, tags=["campaigns"])
+    @list_schema(CampaignOutput, operation_id="api_campaigns_list", tags=["campaigns"])
     def get(self, request: Request) -> Response:
-        campaigns = selectors.campaign_list_for(user=request_user(request))[:200]
-        return Response(CampaignOutput(campaigns, many=True).data)
+        campaigns = selectors.campaign_list_for(user=request_user(request))
+        return paginate(request, campaigns, CampaignOutput, ordering="-id")
 
     @extend_schema(request=Input, responses={201: CampaignOutput}, tags=["campaigns"])
     def post(self, request: Request) -> Response:
@@ -254,14 +256,13 @@ _TASK_OUTPUT = TaskOutput()
 _ANNOTATION_OUTPUT = AnnotationCreateApi.Output()
 
 
-class ImportSummaryOutput(serializers.ModelSerializer[ImportJob]):
-    """A job without its rejected list (which can hold 100,000 entries): for lists and polling."""
-
-    rejected_count = serializers.SerializerMethodField()
+class ImportOutput(serializers.ModelSerializer[ImportJob]):
+    """A job without its rejected list (up to MAX_REJECTED_LISTED entries, paged by
+    GET /api/imports/{id}/rejected/): the list and the poll load the count, never the list."""
 
     class Meta:
         model = ImportJob
-        fields: tuple[str, ...] = (
+        fields = (
             "id",
             "campaign",
             "kind",
@@ -277,16 +278,17 @@ class ImportSummaryOutput(serializers.ModelSerializer[ImportJob]):
             "created_at",
             "finished_at",
         )
+        extra_kwargs = {
+            "rejected_count": {
+                "help_text": "every rejected file or row; GET /api/imports/{id}/rejected/ lists "
+                f"the first {MAX_REJECTED_LISTED:,} with their reasons"
+            }
+        }
 
-    def get_rejected_count(self, obj: ImportJob) -> int:
-        return len(obj.rejected)
 
-
-class ImportOutput(ImportSummaryOutput):
-    """A job with every rejected file and its reason."""
-
-    class Meta(ImportSummaryOutput.Meta):
-        fields = (*ImportSummaryOutput.Meta.fields, "rejected")
+class ImportRejectionOutput(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    reason = serializers.CharField()
 
 
 class ImportCreateApi(APIView):
@@ -322,12 +324,12 @@ class ImportCreateApi(APIView):
         job = services.import_job_create(campaign=campaign, user=user, upload=files[0])
         return Response(ImportOutput(job).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses={200: ImportSummaryOutput(many=True)}, tags=["campaigns"])
+    @list_schema(ImportOutput, operation_id="api_campaigns_imports_list", tags=["campaigns"])
     def get(self, request: Request, campaign_id: int) -> Response:
         campaign = selectors.campaign_get(campaign_id=campaign_id)
         campaign_check_can_manage(user=request_user(request), campaign=campaign)
         jobs = selectors.imports_of(campaign=campaign)
-        return Response(ImportSummaryOutput(jobs, many=True).data)
+        return paginate(request, jobs, ImportOutput, ordering="-id")
 
 
 class ImportDetailApi(APIView):
@@ -336,3 +338,19 @@ class ImportDetailApi(APIView):
         job = selectors.import_get(import_id=import_id)
         campaign_check_can_manage(user=request_user(request), campaign=job.campaign)
         return Response(ImportOutput(job).data)
+
+
+class ImportRejectedApi(APIView):
+    """The files or rows an import rejected, with why, in the order it met them."""
+
+    @list_schema(
+        ImportRejectionOutput, operation_id="api_imports_rejected_list", tags=["campaigns"]
+    )
+    def get(self, request: Request, import_id: int) -> Response:
+        job = selectors.import_get(import_id=import_id)
+        campaign_check_can_manage(user=request_user(request), campaign=job.campaign)
+
+        def fetch(start: int, stop: int) -> list[dict[str, str]]:
+            return selectors.import_rejected_slice(job=job, start=start, stop=stop)
+
+        return paginate_sequence(request, fetch, ImportRejectionOutput)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import F, Func, JSONField, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
 from accounts.models import User
@@ -258,15 +258,32 @@ def completed_items_iter(*, campaign_id: int, chunk_size: int = 2000) -> Iterato
         yield CompletedItem(item_id=item_id, cid=cid, label_count=n)
 
 
-def imports_of(*, campaign: Campaign, limit: int = 50) -> list[ImportJob]:
-    return list(ImportJob.objects.filter(campaign=campaign).order_by("-id")[:limit])
+def imports_of(*, campaign: Campaign) -> QuerySet[ImportJob]:
+    """The campaign's imports, newest first, without their rejected lists (`rejected_count`)."""
+    return ImportJob.objects.filter(campaign=campaign).defer("rejected").order_by("-id")
 
 
 def import_get(*, import_id: int) -> ImportJob:
-    job = ImportJob.objects.select_related("campaign").filter(pk=import_id).first()
+    """A job for its poll: never its rejected list (up to 100,000 entries; `rejected_count`)."""
+    job = (
+        ImportJob.objects.select_related("campaign").defer("rejected").filter(pk=import_id).first()
+    )
     if job is None:
         raise NotFound(f"import {import_id} does not exist", code="import_not_found")
     return job
+
+
+def import_rejected_slice(*, job: ImportJob, start: int, stop: int) -> list[dict[str, str]]:
+    """The job's rejected entries at positions start..stop-1, sliced by PostgreSQL, not here."""
+    if stop <= start:
+        return []
+    # Both bounds are ints: the path is built from them, never from input text.
+    path = f"$[{start} to {stop - 1}]"
+    sliced = Func(
+        F("rejected"), Value(path), function="jsonb_path_query_array", output_field=JSONField()
+    )
+    value = ImportJob.objects.filter(pk=job.pk).values_list(sliced, flat=True).first()
+    return list(value or [])
 
 
 @dataclass(frozen=True)

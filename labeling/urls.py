@@ -12,6 +12,11 @@ urlpatterns = [
         name="campaign-imports",
     ),
     path("imports/<int:import_id>/", apis.ImportDetailApi.as_view(), name="import-detail"),
+    path(
+        "imports/<int:import_id>/rejected/",
+        apis.ImportRejectedApi.as_view(),
+        name="import-rejected",
+    ),
     path("campaigns/<int:campaign_id>/next/", apis.NextTaskApi.as_view(), name="campaign-next"),
     path(
         "items/<int:item_id>/annotations/",

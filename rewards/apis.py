@@ -15,13 +15,12 @@ from rest_framework.views import APIView
 
 from accounts.selectors import request_user
 from core.errors import NotFound
+from core.pagination import list_schema, paginate
 
 from .models import ChainTx, ClaimRequest, Epoch
 from .runtime import require_chain
 from .selectors import epoch_get, epoch_list, reward_summary
 from .services import claim_check, claim_request
-
-EPOCH_LIST_LIMIT = 100
 
 
 class AmountField(serializers.CharField):
@@ -176,10 +175,9 @@ class RewardsClaimApi(APIView):
 
 
 class RewardsEpochListApi(APIView):
-    @extend_schema(responses={200: RewardsEpochOutput(many=True)}, tags=["rewards"])
+    @list_schema(RewardsEpochOutput, operation_id="api_rewards_epochs_list", tags=["rewards"])
     def get(self, request: Request) -> Response:
-        epochs = epoch_list()[:EPOCH_LIST_LIMIT]
-        return Response(RewardsEpochOutput(epochs, many=True).data)
+        return paginate(request, epoch_list(), RewardsEpochOutput, ordering="-number")
 
 
 class RewardsEpochDetailApi(APIView):

@@ -75,7 +75,7 @@ def test_campaign_to_dataset(
     assert client_for(workers[2]).get(f"/api/campaigns/{campaign_id}/next/").status_code == 204
 
     datasets = client_for(buyer).get("/api/datasets/")
-    assert [d["campaign_id"] for d in datasets.json()] == [campaign_id]
+    assert [d["campaign_id"] for d in datasets.json()["results"]] == [campaign_id]
     export = client_for(buyer).get(f"/api/datasets/{campaign_id}/export?format=jsonl")
     assert export.status_code == 200
     lines = [json.loads(line) for line in streamed(export).splitlines()]

@@ -63,7 +63,7 @@ def test_buyer_api_permissions_and_errors(
         assert client_for(user).get("/api/datasets/").status_code == 403
         assert client_for(user).get(f"/api/datasets/{campaign.pk}/export").status_code == 403
     assert client_for(staff).get("/api/datasets/").status_code == 200
-    listing = client_for(buyer).get("/api/datasets/").json()
+    listing = client_for(buyer).get("/api/datasets/").json()["results"]
     assert listing[0]["campaign_id"] == campaign.pk
     assert listing[0]["classes"] == ["cat", "dog", "bird"]
     unknown = client_for(buyer).get(f"/api/datasets/{campaign.pk}/export?format=xml")

@@ -178,7 +178,12 @@ def test_upload_a_zip_through_the_page(
     page.screenshot(path=SCREENSHOT, full_page=True)
 
     job = ImportJob.objects.get(campaign=campaign)
-    assert (job.status, job.created, len(job.rejected)) == (ImportStatus.DONE, 20, 2)
+    assert (job.status, job.created, len(job.rejected), job.rejected_count) == (
+        ImportStatus.DONE,
+        20,
+        2,
+        2,
+    )
     assert Item.objects.filter(campaign=campaign, status=ItemStatus.OPEN).count() == 20
 
     # The same zip again: every image is a duplicate, and the page says so.
@@ -324,7 +329,7 @@ def test_import_progress_while_a_worker_runs(
             route.continue_()
             return
         real: dict[str, Any] = route.fetch().json()
-        route.fulfill(json={**real, **stages[len(polls) - 1], "created": 0, "rejected": []})
+        route.fulfill(json={**real, **stages[len(polls) - 1], "created": 0, "rejected_count": 0})
 
     page.route("**/api/imports/*/", poll)
     assert upload_and_wait(page, [archive]) == "done"

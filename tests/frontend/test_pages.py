@@ -234,6 +234,7 @@ def test_campaign_page_lists_recent_imports(requester: User, campaign: Campaign)
         processed=22,
         created=20,
         rejected=[{"name": "batch.zip/bad.png", "reason": "not an image"}] * 2,
+        rejected_count=2,
     )
     html = signed_in(requester).get(f"/campaigns/{campaign.pk}/").content.decode()
     row = re.search(r'<tr data-import="\d+" data-status="done">(.*?)</tr>', html, re.S)

@@ -243,7 +243,7 @@ def test_errors_are_json_4xx(settled: Any) -> None:
     response = client_for(stranger).get("/api/rewards/me/proof/")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_in_root"
-    assert client_for(stranger).get("/api/rewards/epochs/").json()[0]["number"] == 1
+    assert client_for(stranger).get("/api/rewards/epochs/").json()["results"][0]["number"] == 1
     assert client_for(stranger).get("/api/rewards/epochs/7/").status_code == 404
 
 

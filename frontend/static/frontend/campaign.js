@@ -21,6 +21,8 @@
   const POLL_FAILURES = 5;
   // Rows are built in slices so a long rejection list never freezes the page.
   const ROWS_PER_FRAME = 2000;
+  // An import's rejected files come a page at a time (the API's largest page).
+  const REJECTED_PAGE = 200;
   const number = new Intl.NumberFormat("en-US");
 
   const form = $("upload-form");
@@ -36,6 +38,8 @@
   let chosen = [];
   let busy = false;
   let cancel = null;
+  // The `next` link of the last page of an import's rejected files shown, if there are more.
+  let moreRejected = null;
 
   // ---- formatting ---------------------------------------------------------------------------
 
@@ -186,7 +190,8 @@
   async function refreshImports() {
     let jobs;
     try {
-      jobs = await api("GET", `/api/campaigns/${campaignId}/imports/`);
+      // The newest page is the recent list: {next, previous, results}.
+      jobs = (await api("GET", `/api/campaigns/${campaignId}/imports/?page_size=${recent}`)).results;
     } catch (_) {
       return; // the list is a convenience; the panel above shows what matters
     }
@@ -305,6 +310,8 @@
     $("result").hidden = true;
     $("rejected").hidden = true;
     $("rejected-rows").replaceChildren();
+    $("rejected-more").hidden = true;
+    moreRejected = null;
     errorBox.hidden = true;
     errorText.textContent = "";
   }
@@ -332,9 +339,16 @@
   }
 
   function renderRejected(rejected) {
+    $("rejected-rows").replaceChildren();
+    $("rejected").hidden = true;
+    $("rejected-more").hidden = true;
+    moreRejected = null;
+    appendRejected(rejected);
+  }
+
+  function appendRejected(rejected) {
     const rows = $("rejected-rows");
-    rows.replaceChildren();
-    $("rejected").hidden = rejected.length === 0;
+    if (rejected.length) $("rejected").hidden = false;
     let start = 0;
     const slice = () => {
       const fragment = document.createDocumentFragment();
@@ -350,14 +364,40 @@
     slice();
   }
 
-  function showResult({ created, duplicates, rejected }, source) {
+  // An upload's answer lists its rejected files; an import job counts them (`rejected_count`),
+  // and loadRejected pages them in.
+  function showResult({ created, duplicates, rejected = [], rejected_count: count = rejected.length }, source) {
     $("result").hidden = false;
     $("result-created").textContent = number.format(created);
     $("result-duplicates").textContent = number.format(duplicates);
-    $("result-rejected").textContent = number.format(rejected.length);
+    $("result-rejected").textContent = number.format(count);
     $("result-source").textContent = source ? `· ${source}` : "";
     renderRejected(rejected);
   }
+
+  async function loadRejected(url) {
+    try {
+      const page = await api("GET", url);
+      appendRejected(page.results);
+      moreRejected = page.next;
+    } catch (err) {
+      // The import's result stands; only its list of reasons could not be read.
+      window.Kyodo.showError(errorText, err);
+      errorBox.hidden = false;
+    }
+    $("rejected-more").hidden = !moreRejected;
+  }
+
+  $("rejected-more").addEventListener("click", async () => {
+    const button = $("rejected-more");
+    if (!moreRejected || button.disabled) return;
+    button.disabled = true;
+    try {
+      await loadRejected(moreRejected);
+    } finally {
+      button.disabled = false;
+    }
+  });
 
   function failWith(err) {
     setState(err.code === "aborted" ? "idle" : "error");
@@ -394,6 +434,9 @@
       showImportProgress(job);
     }
     showResult(job, `import #${job.id}, ${job.source_name}`);
+    if (job.rejected_count > 0) {
+      await loadRejected(`/api/imports/${job.id}/rejected/?page_size=${REJECTED_PAGE}`);
+    }
     if (job.status === "failed") {
       setState("failed");
       errorText.textContent = `The import failed: ${job.error || "no reason given"}.`.replace(/\.\.$/, ".");
