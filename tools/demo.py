@@ -8,6 +8,7 @@ a second shell reaches the same database, broker and chain (config/running_demo.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -160,7 +161,10 @@ Kyodo is running (logs in var/demo-*.log). Press Ctrl-C to stop everything.
             time.sleep(0.5)
         return 0
     finally:
-        print("stopping …", flush=True)
+        # Stopping comes first: a closed stdout (the demo piped into `tee`, which Ctrl-C ends
+        # too) must not keep the children running.
+        with contextlib.suppress(OSError):
+            print("stopping …", flush=True)
         running_demo.remove()
         stop(children)
 
