@@ -44,7 +44,7 @@ from rewards.models import RewardEntry, RewardStatus
 
 from ..accounts.factories import UserFactory
 from ..conftest import client_for
-from .factories import CampaignFactory
+from .factories import CampaignFactory, TextItemFactory
 from .test_fast_lane import Spy, call
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
@@ -71,16 +71,7 @@ def make_campaign(*, n_items: int, min_labels: int, max_labels: int) -> Campaign
         ),
     )
     # Items straight into the table: these tests are about leasing, not ingest or blobs.
-    Item.objects.bulk_create(
-        Item(
-            campaign=campaign,
-            cid=f"bafkreifake{campaign.pk}x{i:06d}",
-            media_type="text/plain",
-            text=f"text {i}",
-            size=6,
-        )
-        for i in range(n_items)
-    )
+    Item.objects.bulk_create(TextItemFactory.build_batch(n_items, campaign=campaign))
     Campaign.objects.filter(pk=campaign.pk).update(item_count=n_items)
     return campaign
 

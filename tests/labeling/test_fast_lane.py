@@ -29,8 +29,8 @@ from labeling.fast_lane import FastLane, wrap
 from labeling.models import Annotation, Assignment, Campaign, Item
 from labeling.services import worker_block
 
-from ..accounts.factories import UserFactory
-from .factories import CampaignFactory
+from ..accounts.factories import TokenFactory, UserFactory
+from .factories import AssignmentFactory, CampaignFactory
 from .test_next_and_submit import add_images
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -146,7 +146,7 @@ def test_next_and_submit_are_served_by_the_fast_lane_as_django_would(
     assert Item.objects.get(pk=item_id).label_count == 1
 
     # A submit Django serves has the same headers (a second worker's, on another lease).
-    other = Token.objects.create(user=UserFactory.create()).key
+    other = TokenFactory.create().key
     other_item = json.loads(call(spy.app, "GET", path, token=other)[2])["item_id"]
     django_201 = call(spy.app, "POST", f"/api/items/{other_item}/annotations/", token=other,
                       body=_label("cat"))  # fmt: skip
@@ -196,11 +196,8 @@ def test_next_reclaims_an_expired_lease_when_nothing_else_is_free() -> None:
     campaign = CampaignFactory.create(min_labels=1, max_labels=1)
     (item,) = add_images(campaign, 1)
     first, second = UserFactory.create(), UserFactory.create()
-    Assignment.objects.create(
-        item=item,
-        worker=first,
-        campaign=campaign,
-        leased_until=timezone.now() - timedelta(seconds=1),
+    AssignmentFactory.create(
+        item=item, worker=first, leased_until=timezone.now() - timedelta(seconds=1)
     )
     Item.objects.filter(pk=item.pk).update(slots_taken=1)
     spy = Spy()

@@ -28,8 +28,8 @@ from labeling.schema import normalize_schema, validate_value
 from labeling.selectors import campaign_label_count
 from labeling.services import hot_sql
 
-from ..accounts.factories import UserFactory
-from .factories import CampaignFactory
+from ..accounts.factories import TokenFactory, UserFactory
+from .factories import AssignmentFactory, CampaignFactory, ItemFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -72,7 +72,7 @@ def _lease(campaign: Campaign, worker: User, now: datetime) -> tuple[Assignment,
 
 def test_lease_and_submit_load_what_the_database_holds() -> None:
     campaign = CampaignFactory.create()
-    item = Item.objects.create(campaign=campaign, cid="bafkreitest", media_type="image/png")
+    item = ItemFactory.create(campaign=campaign)
     worker = UserFactory.create()
     now = timezone.now()
     found = _lease(campaign, worker, now)
@@ -136,11 +136,9 @@ def test_submit_write_writes_nothing_unless_the_lease_is_still_leased() -> None:
     """The write re-checks the lease: a lease that expired (or was submitted) after the first
     read, as when the submit waited for the item's lock, gets no label and no count."""
     campaign = CampaignFactory.create()
-    item = Item.objects.create(campaign=campaign, cid="bafkreistale", media_type="image/png")
+    item = ItemFactory.create(campaign=campaign)
     worker = UserFactory.create()
-    lease = Assignment.objects.create(
-        item=item, worker=worker, campaign=campaign, leased_until=timezone.now()
-    )
+    lease = AssignmentFactory.create(item=item, worker=worker, leased_until=timezone.now())
     Assignment.objects.filter(pk=lease.pk).update(status="expired")
     with transaction.atomic():
         written = hot_sql.submit_write(
@@ -165,12 +163,10 @@ def test_token_read_loads_the_user_with_the_submit_target() -> None:
     token auth loads it) and the same submit target as the read without a token; None for an
     unknown key."""
     campaign = CampaignFactory.create()
-    item = Item.objects.create(campaign=campaign, cid="bafkreitoken", media_type="image/png")
+    item = ItemFactory.create(campaign=campaign)
     worker = UserFactory.create(display_name="Ann")
     token = Token.objects.create(user=worker)
-    lease = Assignment.objects.create(
-        item=item, worker=worker, campaign=campaign, leased_until=timezone.now()
-    )
+    lease = AssignmentFactory.create(item=item, worker=worker, leased_until=timezone.now())
     fresh = User.objects.get(pk=worker.pk)
 
     found_target = hot_sql.token_submit_target(key=token.key, item_id=item.pk)
@@ -262,7 +258,7 @@ def test_token_lease_next_leases_nothing_when_a_check_fails(case: str) -> None:
     token = Token.objects.create(user=worker)
     owner = {"owner": worker} if case == "draft, owner" else {}
     campaign = CampaignFactory.create(**owner)
-    Item.objects.create(campaign=campaign, cid="bafkreifree", media_type="image/png")
+    ItemFactory.create(campaign=campaign)
     campaign_id = campaign.pk
     if case == "blocked":
         WorkerBlock.objects.create(campaign=campaign, worker=worker, reason="spam")
@@ -289,7 +285,7 @@ def test_token_lease_next_leases_nothing_when_a_check_fails(case: str) -> None:
 
 def test_token_lease_next_refuses_an_unknown_token_and_an_inactive_user() -> None:
     campaign = CampaignFactory.create()
-    Item.objects.create(campaign=campaign, cid="bafkreifree", media_type="image/png")
+    ItemFactory.create(campaign=campaign)
     worker = UserFactory.create()
     token = Token.objects.create(user=worker)
     assert _token_lease("0" * 40, campaign.pk) is None
@@ -304,12 +300,10 @@ def test_token_lease_next_draws_gold_and_counts_the_budget_as_the_python_rules()
     unlimited at reward 0), computed in SQL as `labeling.selectors.campaign_serves_gold` and
     `campaign_labels_affordable` do (test_rules.py pins the two on a table of cases)."""
     campaign = CampaignFactory.create(gold_ratio=0.5, budget=25, reward_per_label=10)
-    plain = Item.objects.create(campaign=campaign, cid="bafkreiplain", media_type="image/png")
-    gold = Item.objects.create(
-        campaign=campaign, cid="bafkreigold", media_type="image/png", gold_label="cat"
-    )
-    Item.objects.create(campaign=campaign, cid="bafkreithird", media_type="image/png")
-    keys = [Token.objects.create(user=UserFactory.create()).key for _ in range(4)]
+    plain = ItemFactory.create(campaign=campaign)
+    gold = ItemFactory.create(campaign=campaign, gold_label="cat")
+    ItemFactory.create(campaign=campaign)
+    keys = [TokenFactory.create().key for _ in range(4)]
 
     def leased_item(key: str, draw: float) -> int:
         found = _token_lease(key, campaign.pk, draw=draw)
@@ -332,8 +326,8 @@ def test_token_lease_next_draws_gold_and_counts_the_budget_as_the_python_rules()
 
 def test_token_lease_next_says_when_nothing_is_free() -> None:
     campaign = CampaignFactory.create(min_labels=1, max_labels=1)
-    Item.objects.create(campaign=campaign, cid="bafkreione", media_type="image/png")
-    first, second = (Token.objects.create(user=UserFactory.create()).key for _ in range(2))
+    ItemFactory.create(campaign=campaign)
+    first, second = (TokenFactory.create().key for _ in range(2))
     taken = _token_lease(first, campaign.pk)
     assert taken is not None
     assert taken.lease is not None
@@ -344,12 +338,11 @@ def test_token_lease_next_says_when_nothing_is_free() -> None:
     assert Assignment.objects.count() == 1
 
 
-def _leased(campaign: Campaign, worker: User, cid: str = "bafkreione") -> tuple[Item, Assignment]:
-    item = Item.objects.create(campaign=campaign, cid=cid, media_type="image/png")
-    lease = Assignment.objects.create(
-        item=item, worker=worker, campaign=campaign, leased_until=timezone.now()
+def _leased(campaign: Campaign, worker: User) -> tuple[Item, Assignment]:
+    lease = AssignmentFactory.create(
+        item__campaign=campaign, worker=worker, leased_until=timezone.now()
     )
-    return item, lease
+    return lease.item, lease
 
 
 def _submit_label(key: str, item_id: int, label: str) -> Annotation | None:
@@ -458,8 +451,8 @@ def test_token_submit_label_accepts_exactly_the_labels_validate_value_accepts() 
         "a  b",
         "[]",
     ]
-    for index, label in enumerate(tries):
-        item, _lease = _leased(campaign, worker, cid=f"bafkreitry{index}")
+    for label in tries:
+        item, _lease = _leased(campaign, worker)
         try:
             validate_value(task_type=campaign.task_type, schema=schema, label=label)
             valid = True
