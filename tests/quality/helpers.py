@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any, cast
 
 import numpy as np
@@ -18,7 +17,7 @@ from labeling.models import (
     TaskType,
 )
 from tests.accounts.factories import UserFactory
-from tests.labeling.factories import CampaignFactory, set_label_count
+from tests.labeling.factories import AnnotationFactory, CampaignFactory, set_label_count
 
 
 def text_campaign(
@@ -70,20 +69,7 @@ def workers(n: int) -> list[User]:
 
 def answer(item: Item, worker: User, label: str) -> Annotation:
     """A submitted label written straight to the tables (no lease round trip, no quality task)."""
-    assignment = Assignment.objects.create(
-        item=item,
-        worker=worker,
-        campaign_id=item.campaign_id,
-        status=AssignmentStatus.SUBMITTED,
-        leased_until=timezone.now() + timedelta(minutes=5),
-    )
-    annotation = Annotation.objects.create(
-        item=item,
-        worker=worker,
-        assignment=assignment,
-        value={"label": label},
-        label=label,
-    )
+    annotation = AnnotationFactory.create(item=item, worker=worker, label=label)
     Item.objects.filter(pk=item.pk).update(
         label_count=item.label_count + 1, slots_taken=item.slots_taken + 1
     )

@@ -11,6 +11,7 @@ from labeling.services import annotation_submit, task_lease_next
 from quality import selectors, services
 from quality.models import ItemConsensus
 
+from ..labeling.factories import AnnotationFactory
 from .helpers import text_campaign, workers
 
 SCHEMA = {"classes": [{"name": "cat"}, {"name": "dog"}]}
@@ -134,7 +135,7 @@ def test_the_annotation_api_accepts_boxes() -> None:
 
 @pytest.mark.django_db
 def test_box_refit_suspends_a_contributor_whose_boxes_nobody_else_draws() -> None:
-    from labeling.models import Annotation, Assignment, WorkerBlock
+    from labeling.models import WorkerBlock
     from quality.models import WorkerSkill
 
     campaign, items = text_campaign(
@@ -146,8 +147,6 @@ def test_box_refit_suspends_a_contributor_whose_boxes_nobody_else_draws() -> Non
     )
     honest = workers(3)
     (spammer,) = workers(1)
-    from django.utils import timezone
-
     for i, item in enumerate(items):
         for n, worker in enumerate([*honest, spammer]):
             value = (
@@ -155,16 +154,7 @@ def test_box_refit_suspends_a_contributor_whose_boxes_nobody_else_draws() -> Non
                 if worker == spammer
                 else [box(x=0.1 + 0.005 * n, y=0.2 + 0.001 * i)]
             )
-            lease = Assignment.objects.create(
-                item=item,
-                worker=worker,
-                campaign=campaign,
-                status="submitted",
-                leased_until=timezone.now(),
-            )
-            Annotation.objects.create(
-                item=item, worker=worker, assignment=lease, value={"boxes": value}, label=""
-            )
+            AnnotationFactory.create(item=item, worker=worker, value={"boxes": value}, label="")
     services.campaign_refit(campaign_id=campaign.pk)
     status = dict(
         WorkerSkill.objects.filter(campaign_id=campaign.pk).values_list("worker_id", "status")

@@ -9,13 +9,13 @@ import pytest
 from celery.canvas import Signature
 from kombu.exceptions import OperationalError
 
-from labeling.models import Annotation, Item
+from labeling.models import Annotation
 from quality.models import ConsensusSweep, ItemConsensus
 from quality.services import consensus_sweep_lagging
 
 from ..accounts.factories import UserFactory
 from ..conftest import client_for
-from ..labeling.factories import CampaignFactory
+from ..labeling.factories import CampaignFactory, TextItemFactory
 
 # Transactional: the updates run on commit (eager), as they do in production.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -37,10 +37,7 @@ def _label_all(campaign: Any, n: int) -> list[int]:
 def test_lost_updates_are_sent_again_once(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     settings.KYODO_QUALITY_SWEEP_GRACE_SECONDS = 0
     campaign = CampaignFactory.create(min_labels=1, max_labels=1)
-    Item.objects.bulk_create(
-        Item(campaign=campaign, cid=f"bafkreisweep{i}", media_type="text/plain", text=f"t{i}")
-        for i in range(4)
-    )
+    TextItemFactory.create_batch(4, campaign=campaign)
     first = _label_all(campaign, 2)  # their updates ran (eager): nothing to repair
     monkeypatch.setattr("labeling.services.annotations.enqueue_on_commit_or_log", lambda *a: None)
     lost = _label_all(campaign, 2)  # their messages were lost
@@ -59,7 +56,7 @@ def test_labels_inside_the_grace_period_wait(
 ) -> None:
     settings.KYODO_QUALITY_SWEEP_GRACE_SECONDS = 3600
     campaign = CampaignFactory.create(min_labels=1, max_labels=1)
-    Item.objects.create(campaign=campaign, cid="bafkreisweepx", media_type="text/plain", text="t")
+    TextItemFactory.create(campaign=campaign)
     monkeypatch.setattr("labeling.services.annotations.enqueue_on_commit_or_log", lambda *a: None)
     (item_id,) = _label_all(campaign, 1)
     assert consensus_sweep_lagging() == []
@@ -73,7 +70,7 @@ def test_a_broker_error_after_the_commit_still_answers_201(
 ) -> None:
     settings.KYODO_QUALITY_SWEEP_GRACE_SECONDS = 0
     campaign = CampaignFactory.create(min_labels=1, max_labels=1)
-    Item.objects.create(campaign=campaign, cid="bafkreisweepy", media_type="text/plain", text="t")
+    TextItemFactory.create(campaign=campaign)
 
     def broker_down(self: Any, *args: Any, **kwargs: Any) -> None:
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")

@@ -15,6 +15,7 @@ from quality.ml.train import IMAGE, TEXT, learnable, train_out_of_fold
 from quality.models import CampaignQuality, ItemConsensus, ItemPrediction, ModelVersion
 
 from ..labeling.factories import CampaignFactory
+from ..quality.factories import ItemConsensusFactory
 from .helpers import add_items, simulated_crowd, text_campaign, workers
 
 
@@ -116,12 +117,10 @@ def test_an_image_campaign_trains_on_blobs_from_the_store(monkeypatch: pytest.Mo
     items = list(Item.objects.filter(campaign=campaign).order_by("id"))
     by_name = {f"{i}.png": shape for i, shape in enumerate(truth)}
     ItemConsensus.objects.bulk_create(
-        ItemConsensus(
-            item_id=item.pk,
-            campaign_id=campaign.pk,
+        ItemConsensusFactory.build(
+            item=item,
             label=by_name[item.filename],
             confidence=0.99,
-            n_labels=2,
             method="test",
             is_complete=True,
         )
