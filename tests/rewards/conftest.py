@@ -8,7 +8,6 @@ chain is snapshotted per test like ``pyevm_chain`` / ``anvil_chain``.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,10 +25,10 @@ from rewards.runtime import use_web3
 from rewards.services import outbox_process, settle_tick
 from tests.accounts.factories import UserFactory
 from tests.chain_fixtures import Chain, RewardContracts, deploy_reward_contracts
+from tests.rewards.factories import RewardEntryFactory
 
 TOKEN = 10**18
 UPDATER_KEY = keccak(text="kyodo-test-updater")
-_annotation_ids = itertools.count(1_000_000)
 
 
 @dataclass
@@ -144,15 +143,7 @@ def add_entries(
     status: str = RewardStatus.ACCEPTED,
 ) -> list[RewardEntry]:
     return RewardEntry.objects.bulk_create(
-        [
-            RewardEntry(
-                worker=worker,
-                campaign_id=campaign_id,
-                item_id=next(_annotation_ids),
-                annotation_id=next(_annotation_ids),
-                amount=amount,
-                status=status,
-            )
-            for _ in range(count)
-        ]
+        RewardEntryFactory.build_batch(
+            count, worker=worker, campaign_id=campaign_id, amount=amount, status=status
+        )
     )

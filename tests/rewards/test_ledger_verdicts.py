@@ -5,43 +5,28 @@ from __future__ import annotations
 import pytest
 
 from accounts.models import User
-from labeling.models import Annotation, Assignment, Campaign, Item, ItemStatus
-from quality.models import CampaignQuality, ItemConsensus, WorkerSkill
+from labeling.models import Annotation, Campaign, Item, ItemStatus
+from quality.models import CampaignQuality, WorkerSkill
 from rewards.models import RewardEntry, RewardStatus
 from rewards.services import rewards_account_item, rewards_resolve_pending
 
 from ..accounts.factories import UserFactory
+from ..labeling.factories import AnnotationFactory, ItemFactory
+from ..quality.factories import ItemConsensusFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def label(item: Item, worker: User, value: str) -> Annotation:
-    from django.utils import timezone
-
-    lease = Assignment.objects.create(
-        item=item,
-        worker=worker,
-        campaign=item.campaign,
-        status="submitted",
-        leased_until=timezone.now(),
-    )
-    return Annotation.objects.create(
-        item=item, worker=worker, assignment=lease, value={"label": value}, label=value
-    )
+    return AnnotationFactory.create(item=item, worker=worker, label=value)
 
 
 def closed_item(campaign: Campaign, labels: dict[User, str], decided: str) -> Item:
-    item = Item.objects.create(
-        campaign=campaign,
-        cid=f"bafkrei{Item.objects.count():052d}",
-        media_type="image/png",
-        status=ItemStatus.COMPLETE,
-    )
+    item = ItemFactory.create(campaign=campaign, status=ItemStatus.COMPLETE)
     for worker, value in labels.items():
         label(item, worker, value)
-    ItemConsensus.objects.create(
-        item_id=item.pk,
-        campaign_id=campaign.pk,
+    ItemConsensusFactory.create(
+        item=item,
         label=decided,
         confidence=0.97,
         n_labels=len(labels),
@@ -70,27 +55,21 @@ def test_agreeing_labels_paid_disagreeing_rejected_once(campaign: Campaign) -> N
 
 def test_open_items_write_nothing_but_gold_items_are_judged_at_once(campaign: Campaign) -> None:
     a, b = UserFactory.create(), UserFactory.create()
-    open_item = Item.objects.create(
-        campaign=campaign, cid="bafkrei" + "1" * 52, media_type="image/png"
-    )
+    open_item = ItemFactory.create(campaign=campaign)
     label(open_item, a, "cat")
-    ItemConsensus.objects.create(
-        item_id=open_item.pk,
-        campaign_id=campaign.pk,
+    ItemConsensusFactory.create(
+        item=open_item,
         label="cat",
         confidence=0.5,
         n_labels=1,
         method="test",
     )
     assert rewards_account_item(item_id=open_item.pk) == 0
-    gold = Item.objects.create(
-        campaign=campaign, cid="bafkrei" + "2" * 52, media_type="image/png", gold_label="dog"
-    )
+    gold = ItemFactory.create(campaign=campaign, gold_label="dog")
     label(gold, a, "dog")
     label(gold, b, "bird")
-    ItemConsensus.objects.create(
-        item_id=gold.pk,
-        campaign_id=campaign.pk,
+    ItemConsensusFactory.create(
+        item=gold,
         label="dog",
         confidence=1.0,
         n_labels=2,
