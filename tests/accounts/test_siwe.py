@@ -23,7 +23,7 @@ from accounts.admin import UserChangeForm
 from accounts.models import Role, SiweNonce, User
 from accounts.services import NONCE_PURGE_BATCH, siwe_nonce_consume, siwe_nonce_issue
 from accounts.siwe import SiweError, SiweMessage, format_message, parse_message, verify_message
-from tests.accounts.factories import UserFactory
+from tests.accounts.factories import SiweNonceFactory, UserFactory
 from tests.conftest import client_for
 
 NONCE_URL = "/api/auth/siwe/nonce/"
@@ -270,7 +270,7 @@ def test_nonce_endpoint_is_anonymous_and_names_what_to_sign() -> None:
 def test_issuing_purges_a_batch_of_expired_nonces() -> None:
     past = timezone.now() - timedelta(hours=1)
     SiweNonce.objects.bulk_create(
-        SiweNonce(nonce=f"old{i:08d}", expires_at=past) for i in range(NONCE_PURGE_BATCH + 5)
+        SiweNonceFactory.build_batch(NONCE_PURGE_BATCH + 5, expires_at=past)
     )
     live = siwe_nonce_issue()
     assert SiweNonce.objects.filter(expires_at__lt=timezone.now()).count() == 5

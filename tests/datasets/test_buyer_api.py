@@ -6,28 +6,21 @@ import pytest
 
 from accounts.models import User
 from labeling.models import Campaign, Item, ItemStatus
-from quality.models import ItemConsensus
 
 from ..conftest import client_for, streamed
+from ..labeling.factories import ItemFactory
+from ..quality.factories import ItemConsensusFactory
 
 pytestmark = pytest.mark.django_db
 
 
 def completed_items(campaign: Campaign, n: int, decided: int) -> list[Item]:
-    items = [
-        Item.objects.create(
-            campaign=campaign,
-            cid=f"bafkrei{i:052d}",
-            media_type="image/png",
-            status=ItemStatus.COMPLETE,
-            label_count=3,
-        )
-        for i in range(n)
-    ]
+    items = ItemFactory.create_batch(
+        n, campaign=campaign, status=ItemStatus.COMPLETE, label_count=3
+    )
     for item in items[:decided]:
-        ItemConsensus.objects.create(
-            item_id=item.pk,
-            campaign_id=campaign.pk,
+        ItemConsensusFactory.create(
+            item=item,
             label="dog",
             confidence=2 / 3,
             n_labels=3,

@@ -9,9 +9,14 @@ from django.test import Client
 
 from accounts.models import Role, User
 from frontend.views import EN_DASH, hotkey_hint, token_amount
-from labeling.models import Campaign, CampaignStatus, ImportJob, ImportKind, ImportStatus, Item
+from labeling.models import Campaign, CampaignStatus, ImportJob, ImportKind, ImportStatus
 from tests.accounts.factories import PASSWORD, UserFactory
-from tests.labeling.factories import CampaignFactory, set_label_count
+from tests.labeling.factories import (
+    CampaignFactory,
+    ItemFactory,
+    TextItemFactory,
+    set_label_count,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -80,15 +85,9 @@ def test_label_page_shows_classes_with_hotkeys(contributor: User, campaign: Camp
 def test_label_page_never_includes_a_gold_label(contributor: User, campaign: Campaign) -> None:
     # Gold labels are class names in real campaigns (and those are on the page as buttons), so the
     # check uses distinctive strings, written straight to the rows as a broken importer might.
-    Item.objects.create(
-        campaign=campaign, cid="bafkreigoldone", media_type="image/png", gold_label="GOLD-SECRET-1"
-    )
-    Item.objects.create(
-        campaign=campaign,
-        cid="bafkreigoldtwo",
-        media_type="text/plain",
-        text="a text",
-        gold_label="GOLD-SECRET-2",
+    ItemFactory.create(campaign=campaign, cid="bafkreigoldone", gold_label="GOLD-SECRET-1")
+    TextItemFactory.create(
+        campaign=campaign, cid="bafkreigoldtwo", text="a text", gold_label="GOLD-SECRET-2"
     )
     html = signed_in(contributor).get(f"/label/{campaign.pk}/").content.decode()
     assert "GOLD-SECRET" not in html
@@ -248,9 +247,7 @@ def test_campaign_page_lists_recent_imports(requester: User, campaign: Campaign)
 
 
 def test_campaign_page_never_includes_a_gold_label(requester: User, campaign: Campaign) -> None:
-    Item.objects.create(
-        campaign=campaign, cid="bafkreigoldone", media_type="image/png", gold_label="GOLD-SECRET-1"
-    )
+    ItemFactory.create(campaign=campaign, cid="bafkreigoldone", gold_label="GOLD-SECRET-1")
     html = signed_in(requester).get(f"/campaigns/{campaign.pk}/").content.decode()
     assert "GOLD-SECRET" not in html
     assert "bafkreigold" not in html  # no items at all: the page shows counters

@@ -35,6 +35,7 @@ from tests.accounts.factories import UserFactory
 from tests.conftest import client_for
 
 from .conftest import IpfsNode
+from .factories import PinFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -256,10 +257,7 @@ def test_node_stopped_mid_way_then_every_pin_in_place_once(
 
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_never_claim_the_same_row() -> None:
-    for i in range(2):
-        Pin.objects.create(
-            cid=cid_of_bytes(f"row {i}".encode()), kind=PinKind.ITEM, next_attempt_at=timezone.now()
-        )
+    PinFactory.create_batch(2, next_attempt_at=timezone.now())
     holding = threading.Event()
     release = threading.Event()
     seen: list[str] = []
@@ -287,10 +285,8 @@ def test_two_workers_never_claim_the_same_row() -> None:
 
 
 def _rows() -> None:
-    for i, status in enumerate([PinStatus.PINNED, PinStatus.PINNED, PinStatus.FAILED]):
-        Pin.objects.create(
-            cid=cid_of_bytes(f"api {i}".encode()), kind=PinKind.ITEM, status=status, attempts=1
-        )
+    for status in [PinStatus.PINNED, PinStatus.PINNED, PinStatus.FAILED]:
+        PinFactory.create(status=status, attempts=1)
 
 
 @pytest.mark.urls("storage.urls")  # mounted under /api/storage/ by config.urls
