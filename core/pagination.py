@@ -18,7 +18,6 @@ Views: `return paginate(request, queryset, Output)` and `@list_schema(Output, ta
 from __future__ import annotations
 
 import binascii
-import functools
 from base64 import b64decode
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -57,19 +56,15 @@ class KeyCursorPagination(CursorPagination):
 
     template = None  # no browsable-API page controls
 
-    def __init__(self, *, ordering: str, page_size: int) -> None:
+    def __init__(self, *, ordering: str, page_size: int, key: Field[Any, Any] | None) -> None:
         self.ordering = ordering
         self.page_size = page_size
-        self._key: Field[Any, Any] | None = None
+        self._size = page_size
+        # The column `ordering` names (None: positions in a list, checked by their reader).
+        self._key = key
 
     def get_page_size(self, request: Request) -> int:
-        return self.page_size
-
-    def paginate_queryset(
-        self, queryset: QuerySet[Any], request: Request, view: Any = None
-    ) -> list[Any]:
-        self._key = queryset.model._meta.get_field(self.ordering.lstrip("-"))  # type: ignore[assignment]
-        return super().paginate_queryset(queryset, request, view) or []
+        return self._size
 
     def decode_cursor(self, request: Request) -> Cursor | None:
         encoded = request.query_params.get(self.cursor_query_param)
@@ -84,7 +79,7 @@ class KeyCursorPagination(CursorPagination):
             # The position is the key of a row: anything its column cannot hold (a word, an
             # integer past bigint) would fail in the query instead.
             try:
-                self._key.run_validators(self._key.to_python(cursor.position))
+                self._key.run_validators(self._key.to_python(str(cursor.position)))
             except DjangoValidationError:
                 raise _invalid_cursor() from None
         return cursor
@@ -103,11 +98,17 @@ def paginate(
     queryset: QuerySet[Any],
     output: type[serializers.BaseSerializer[Any]],
     *,
-    ordering: str = "-pk",
+    ordering: str,
 ) -> Response:
-    """One page of `queryset` as `{"next", "previous", "results"}`, ordered by a unique key."""
-    paginator = KeyCursorPagination(ordering=ordering, page_size=page_query(request)["page_size"])
-    page = paginator.paginate_queryset(queryset, request)
+    """One page of `queryset` as `{"next", "previous", "results"}`, ordered by `ordering`: a
+    unique column that only grows (`-id`), never one a row can change or share."""
+    key = queryset.model._meta.get_field(ordering.lstrip("-"))
+    paginator = KeyCursorPagination(
+        ordering=ordering,
+        page_size=page_query(request)["page_size"],
+        key=key,
+    )
+    page = paginator.paginate_queryset(queryset, request) or []
     return paginator.get_paginated_response(output(page, many=True).data)
 
 
@@ -123,18 +124,20 @@ def paginate_sequence(
     (entries are only appended), so the cursors are as stable as the key cursors above.
     """
     size = page_query(request)["page_size"]
-    paginator = KeyCursorPagination(ordering="position", page_size=size)
+    paginator = KeyCursorPagination(ordering="position", page_size=size, key=None)
     paginator.base_url = request.build_absolute_uri()
     cursor = paginator.decode_cursor(request)
     start = 0
     if cursor is not None and cursor.position is not None:
-        if not cursor.position.isdigit() or len(cursor.position) > 12:
+        # DRF's stubs type a position as int; DRF decodes it as the text in the cursor.
+        position = str(cursor.position)
+        if not position.isdigit() or len(position) > 12:
             raise _invalid_cursor()
-        start = int(cursor.position)
+        start = int(position)
     rows = list(fetch(start, start + size + 1))
 
     def link(position: int) -> str:
-        return paginator.encode_cursor(Cursor(offset=0, reverse=False, position=str(position)))
+        return paginator.encode_cursor(Cursor(offset=0, reverse=False, position=position))
 
     return Response(
         {
@@ -159,9 +162,18 @@ PAGE_PARAMETERS = [
 ]
 
 
-@functools.cache
+_PAGES: dict[type[serializers.BaseSerializer[Any]], serializers.Serializer[Any]] = {}
+
+
 def paginated(output: type[serializers.BaseSerializer[Any]]) -> serializers.Serializer[Any]:
-    """The OpenAPI shape of a page of `output`: one component per output, `<Name>Page`."""
+    """The OpenAPI shape of a page of `output`: one component per output, `<Name>Page` (made
+    once, so every view listing the same rows shares one component)."""
+    if output not in _PAGES:
+        _PAGES[output] = _page_of(output)
+    return _PAGES[output]
+
+
+def _page_of(output: type[serializers.BaseSerializer[Any]]) -> serializers.Serializer[Any]:
     name = output.__name__.removesuffix("Serializer")
     return inline_serializer(
         f"{name}Page",
