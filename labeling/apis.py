@@ -211,7 +211,7 @@ class NextTaskApi(APIView):
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(
-            _TASK_OUTPUT.to_representation(selectors.task_payload(assignment=assignment))
+            TASK_OUTPUT.to_representation(selectors.task_payload(assignment=assignment))
         )
 
 
@@ -245,15 +245,15 @@ class AnnotationCreateApi(APIView):
             worker=request_user(request), item_id=item_id, **data.validated_data
         )
         return Response(
-            _ANNOTATION_OUTPUT.to_representation(annotation), status=status.HTTP_201_CREATED
+            ANNOTATION_OUTPUT.to_representation(annotation), status=status.HTTP_201_CREATED
         )
 
 
 # The two hot calls' output serializers, built once: a serializer keeps no state between
 # `to_representation` calls, and building one per request (DRF deep-copies its fields) was an
 # eighth of a next + submit cycle's CPU (bench/README.md, "Next task").
-_TASK_OUTPUT = TaskOutput()
-_ANNOTATION_OUTPUT = AnnotationCreateApi.Output()
+TASK_OUTPUT = TaskOutput()
+ANNOTATION_OUTPUT = AnnotationCreateApi.Output()
 
 
 class ImportOutput(serializers.ModelSerializer[ImportJob]):

@@ -62,7 +62,7 @@ from accounts.models import User
 from core.errors import ApplicationError
 
 from . import selectors, services
-from .apis import _ANNOTATION_OUTPUT, _TASK_OUTPUT, AnnotationCreateApi
+from .apis import ANNOTATION_OUTPUT, TASK_OUTPUT, AnnotationCreateApi
 from .services import hot_sql
 
 StartResponse = Callable[..., Any]
@@ -168,7 +168,7 @@ class FastLane:
         _worker, assignment = found
         if assignment is None:
             return "204 No Content", b""
-        payload = _TASK_OUTPUT.to_representation(selectors.task_payload(assignment=assignment))
+        payload = TASK_OUTPUT.to_representation(selectors.task_payload(assignment=assignment))
         return "200 OK", _RENDERER.render(payload)
 
     def _submit(self, environ: dict[str, Any], key: str, item_id: int) -> Answer:
@@ -192,7 +192,7 @@ class FastLane:
             )
             if labelled is None:
                 raise _Skip("refused")
-            return "201 Created", _RENDERER.render(_ANNOTATION_OUTPUT.to_representation(labelled))
+            return "201 Created", _RENDERER.render(ANNOTATION_OUTPUT.to_representation(labelled))
         worker, target = self._token_read(
             lambda: hot_sql.token_submit_target(key=key, item_id=item_id)
         )
@@ -204,7 +204,7 @@ class FastLane:
             )
         except CLIENT_ERRORS as exc:  # nothing was written (see the module)
             raise _Skip("an error") from exc
-        return "201 Created", _RENDERER.render(_ANNOTATION_OUTPUT.to_representation(annotation))
+        return "201 Created", _RENDERER.render(ANNOTATION_OUTPUT.to_representation(annotation))
 
 
 def _is_class_label(fields: dict[str, Any]) -> bool:
@@ -372,11 +372,11 @@ MIRRORED_VIEWS: dict[str, tuple[str, re.Pattern[str], str]] = {
 # fingerprint changes at once, with nothing to review.
 MIRRORED_CODE: dict[str, tuple[str, str]] = {
     "labeling.apis.NextTaskApi": (
-        "7973e0b4a07829f2",
+        "9d43c9f5debdd96a",
         "FastLane._next (same payload, 200 or 204) and services.task_lease_next_for_token",
     ),
     "labeling.apis.AnnotationCreateApi": (
-        "860db64e0ede6855",
+        "de56c808117abda6",
         "FastLane._submit (same input serializer and service, 201) and _is_class_label",
     ),
     "labeling.services.leases.task_lease_next_in": (

@@ -17,7 +17,8 @@ class AnnotatorSerializer(serializers.Serializer[Any]):
     annotator = serializers.CharField(help_text='"annotator 1", ... in labeling order')
     you = serializers.BooleanField(help_text="this annotation is the caller's own")
     worker_id = serializers.IntegerField(
-        required=False, help_text="only for the campaign's owner and staff"
+        required=False,
+        help_text="only for whoever may manage the campaign (staff, or its requester owner)",
     )
     label = serializers.CharField(  # type: ignore[assignment]
         required=False, help_text="classification: the label given"
