@@ -85,10 +85,14 @@ class KeyCursorPagination(CursorPagination):
         return cursor
 
 
+# The query parameters a page takes; any others are the view's own.
+PAGE_KEYS = ("cursor", "page_size")
+
+
 def page_query(request: Request) -> dict[str, Any]:
     """The validated `cursor` and `page_size` (other query parameters are the view's own)."""
-    names = ("cursor", "page_size")
-    query = PageQuery(data={k: request.query_params[k] for k in names if k in request.query_params})
+    params = request.query_params
+    query = PageQuery(data={k: params[k] for k in PAGE_KEYS if k in params})
     query.is_valid(raise_exception=True)
     return query.validated_data
 

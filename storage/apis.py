@@ -7,13 +7,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.pagination import PAGE_KEYS, PAGE_PARAMETERS, paginate
 from core.serializers import StrictSerializer
 from storage.cid import InvalidCid, cid_decode
 from storage.models import Pin, PinStatus
 
 from . import selectors
-
-PAGE_MAX = 500
 
 
 class PinOutput(serializers.ModelSerializer[Pin]):
@@ -33,16 +32,14 @@ class PinOutput(serializers.ModelSerializer[Pin]):
 
 
 class PinListApi(APIView):
-    """Pin status for operators: counts per status and the most recently changed pins."""
+    """Pin status for operators: counts per status, and the pins, newest first, a page at a time
+    (core.pagination; by id, since a pin's change time moves and would shift the pages)."""
 
     permission_classes = (IsAdminUser,)
 
     class Filter(StrictSerializer):
         status = serializers.ChoiceField(choices=PinStatus.choices, required=False)
         cid = serializers.CharField(required=False, max_length=100)
-        limit = serializers.IntegerField(
-            required=False, min_value=1, max_value=PAGE_MAX, default=100
-        )
 
         def validate_cid(self, value: str) -> str:
             try:
@@ -52,7 +49,8 @@ class PinListApi(APIView):
             return value
 
     @extend_schema(
-        parameters=[Filter],
+        operation_id="api_storage_pins_list",
+        parameters=[Filter, *PAGE_PARAMETERS],
         responses={
             200: inline_serializer(
                 "PinList",
@@ -61,6 +59,8 @@ class PinListApi(APIView):
                         "PinCounts",
                         {status: serializers.IntegerField() for status in PinStatus.values},
                     ),
+                    "next": serializers.URLField(allow_null=True),
+                    "previous": serializers.URLField(allow_null=True),
                     "results": PinOutput(many=True),
                 },
             )
@@ -68,13 +68,12 @@ class PinListApi(APIView):
         tags=["storage"],
     )
     def get(self, request: Request) -> Response:
-        query = self.Filter(data=request.query_params.dict())
+        # The page's own parameters (cursor, page_size) are core.pagination's to check.
+        filters = {k: v for k, v in request.query_params.dict().items() if k not in PAGE_KEYS}
+        query = self.Filter(data=filters)
         query.is_valid(raise_exception=True)
         args = query.validated_data
-        pins = selectors.pin_list(status=args.get("status"), cid=args.get("cid"))[: args["limit"]]
-        return Response(
-            {
-                "counts": selectors.pin_status_counts(),
-                "results": PinOutput(pins, many=True).data,
-            }
-        )
+        pins = selectors.pin_list(status=args.get("status"), cid=args.get("cid"))
+        page = paginate(request, pins, PinOutput, ordering="-id")
+        page.data = {"counts": selectors.pin_status_counts(), **page.data}
+        return page

@@ -6,13 +6,13 @@ from storage.models import Pin, PinStatus
 
 
 def pin_list(*, status: str | None = None, cid: str | None = None) -> QuerySet[Pin]:
-    """Pins, most recently changed first, optionally by status and exact CID."""
+    """Pins, optionally by status and exact CID (the caller orders and pages them)."""
     qs = Pin.objects.all()
     if status:
         qs = qs.filter(status=status)
     if cid:
         qs = qs.filter(cid=cid)
-    return qs.order_by("-updated_at", "-id")
+    return qs
 
 
 def pin_status_counts() -> dict[str, int]:

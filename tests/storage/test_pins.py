@@ -301,6 +301,15 @@ def test_pin_status_api_for_staff(staff: Any) -> None:
     one = api.get("/pins/", {"cid": failed[0]["cid"]}).json()["results"]
     assert [p["cid"] for p in one] == [failed[0]["cid"]]
     assert set(one[0]) >= {"cid", "kind", "status", "attempts", "next_attempt_at", "last_error"}
+    # Pages, newest first, with the counts of all pins on each.
+    first = api.get("/pins/", {"page_size": 2}).json()
+    assert first["counts"] == body["counts"]
+    assert len(first["results"]) == 2
+    rest = api.get(first["next"]).json()
+    assert rest["next"] is None
+    cids = [p["cid"] for p in first["results"] + rest["results"]]
+    assert cids == [p["cid"] for p in body["results"]]
+    assert len(set(cids)) == 3
 
 
 @pytest.mark.urls("storage.urls")
@@ -310,6 +319,7 @@ def test_pin_status_api_rejects_bad_filters_and_non_staff(staff: Any, requester:
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid"
     assert api.get("/pins/", {"status": "lost"}).status_code == 400
+    assert api.get("/pins/", {"page_size": 501}).status_code == 400
     assert client_for(requester).get("/pins/").status_code == 403
 
 
