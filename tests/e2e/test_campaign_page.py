@@ -8,12 +8,10 @@ the page sees a 202 for a job that is already finished by its first poll; it mus
 from __future__ import annotations
 
 import base64
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import OperationalError
 from playwright.sync_api import Page, Route
 
 from accounts.models import Role, User
@@ -62,21 +60,8 @@ def owner(transactional_db: None) -> User:
 
 
 def update_campaign(campaign: Campaign, **fields: Any) -> None:
-    """Write as another process would, while the page polls the live server.
-
-    On SQLite (the default test database) the live server's thread shares one in-memory database
-    with the test, and a write that meets a concurrent read fails at once with "database table is
-    locked" instead of waiting: try again. PostgreSQL (CI) never needs the retry.
-    """
-    for _ in range(50):
-        try:
-            Campaign.objects.filter(pk=campaign.pk).update(**fields)
-            return
-        except OperationalError as exc:
-            if "locked" not in str(exc):
-                raise
-            time.sleep(0.05)
-    raise AssertionError("the test database stayed locked")
+    """Write as another process would, while the page polls the live server."""
+    Campaign.objects.filter(pk=campaign.pk).update(**fields)
 
 
 def open_campaign_page(page: Page, base_url: str, campaign: Campaign) -> None:
