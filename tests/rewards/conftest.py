@@ -25,9 +25,8 @@ from rewards.runtime import use_web3
 from rewards.services import outbox_process, settle_tick
 from tests.accounts.factories import UserFactory
 from tests.chain_fixtures import Chain, RewardContracts, deploy_reward_contracts
-from tests.rewards.factories import RewardEntryFactory
+from tests.rewards.factories import TOKEN, RewardEntryFactory
 
-TOKEN = 10**18
 UPDATER_KEY = keccak(text="kyodo-test-updater")
 
 
