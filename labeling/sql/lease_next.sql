@@ -37,7 +37,7 @@ CREATE OR REPLACE FUNCTION labeling_lease_next(
     p_lock_class integer,   -- the advisory-lock key space of next-task
     p_worker bigint,
     p_campaign bigint,
-    p_gold_first boolean,   -- the gold draw said "gold" (labeling.selectors.campaign_draws_gold)
+    p_gold_first boolean,   -- the gold draw said "gold" (labeling.selectors.campaign_serves_gold)
     p_now timestamptz,
     p_until timestamptz,    -- when a lease taken now runs out
     p_max_labels integer,   -- the campaign's slots per item
