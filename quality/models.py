@@ -102,8 +102,12 @@ class CampaignQuality(models.Model):
     labels_at_fit = models.PositiveIntegerField(default=0)
     # The campaign label count at which a submission asks for the next refit.
     next_refit_at = models.PositiveIntegerField(default=0)
-    # Confident items the next model training waits for.
+    # Confident items the next model training waits for, and the campaign's label count when the
+    # last one was asked for: a training needs both more confident items and new labels
+    # (quality.services.refit.training_due), so a refit that a training queued cannot queue
+    # another one on its own.
     next_train_at = models.PositiveIntegerField(default=0)
+    labels_at_train = models.PositiveIntegerField(default=0)
     fitted_at = models.DateTimeField(null=True, blank=True)
     # Short claims, so two copies of a task never refit or train one campaign at once.
     refit_claimed_until = models.DateTimeField(null=True, blank=True)

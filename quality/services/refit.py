@@ -10,6 +10,7 @@ from refitting one campaign at once.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from datetime import timedelta
 from typing import Any
@@ -92,7 +93,7 @@ def _refit_classes(*, campaign: Campaign) -> dict[str, Any] | None:
     )
     summary.update(closed=closed, seconds=round(time.monotonic() - started, 3))
     log.info("quality refit of campaign %s: %s", campaign.pk, summary)
-    _maybe_request_training(campaign=campaign, fit=fit, answers=data.answers)
+    _maybe_request_training(campaign=campaign, fit=fit, answers=data.answers, labels=labels_now)
     return summary
 
 
@@ -195,14 +196,30 @@ def _store_workers(*, campaign_id: int, data: CampaignArrays, fit: CampaignFit) 
             )
 
 
-def _maybe_request_training(*, campaign: Campaign, fit: CampaignFit, answers: Answers) -> None:
-    """Train a new model once enough confident items have accumulated since the last one."""
+def _maybe_request_training(
+    *, campaign: Campaign, fit: CampaignFit, answers: Answers, labels: int
+) -> None:
+    """Train a new model once the evidence has grown: see `training_due`."""
     if not fit.calibrated:
         return
     labeled = np.bincount(answers.item_idx, minlength=answers.n_items) > 0
     confident = int((fit.posteriors.max(axis=1)[labeled] >= campaign.target_confidence).sum())
-    claimed = CampaignQuality.objects.filter(
-        campaign_id=campaign.pk, next_train_at__lte=confident
-    ).update(next_train_at=confident + 1_000_000)
-    if claimed:
+    if training_due(campaign_id=campaign.pk, confident=confident, labels=labels):
         enqueue_on_commit("quality.train_model", campaign.pk)
+
+
+def training_due(*, campaign_id: int, confident: int, labels: int) -> bool:
+    """Claim the campaign's next training, if due: the confident items have reached the bar the
+    last training set (half as many again as then) and labels have come in since it. The claim
+    sets the next bar in the same UPDATE, so two refits never both queue one.
+
+    Only new labels can make a training due. A training queues a refit (its model is one more
+    annotator), and that refit, seeing no new labels, queues no training: the two never feed each
+    other (they once did, for 20 minutes after the last label: the bar was set from the training
+    set, which is capped, so it stayed below the confident count forever).
+    """
+    bar = max(settings.KYODO_QUALITY_TRAIN_MIN_ITEMS, math.ceil(1.5 * confident))
+    claimed = CampaignQuality.objects.filter(
+        campaign_id=campaign_id, next_train_at__lte=confident, labels_at_train__lt=labels
+    ).update(next_train_at=bar, labels_at_train=labels)
+    return bool(claimed)

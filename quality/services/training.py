@@ -222,10 +222,8 @@ def _store(
             update_fields=["campaign_id", "version", "label", "probability"],
         )
     ItemPrediction.objects.filter(campaign_id=campaign.pk, version__lt=version.version).delete()
-    # Next training once the confident items have grown by half again.
-    CampaignQuality.objects.filter(campaign_id=campaign.pk).update(
-        next_train_at=max(settings.KYODO_QUALITY_TRAIN_MIN_ITEMS, int(1.5 * trained_on))
-    )
+    # The model is one more annotator: a refit takes it in. (When the next training is due is
+    # the refit's to say, from new evidence only: refit.training_due.)
     enqueue_on_commit("quality.refit_campaign", campaign.pk)
     log.info(
         "model v%s of campaign %s: %s items, out-of-fold accuracy %.3f",
