@@ -14,13 +14,17 @@ Afterwards the database is checked: no item over max_labels labels or slots, no 
 twice on an item, no contributor with two live leases, slots = leases + labels, label counters =
 rows, and every 201 the clients saw is a row.
 
-What is measured is the web path: the request through the server, Kyodo and PostgreSQL, up to
-and including the enqueue of the quality task on commit (to Redis, as in production, in a database
-of the bench's own that it empties before and after; `--broker filesystem` uses the demo's folder
-broker under a bench-only KYODO_VAR_DIR). No Celery worker runs: the quality engine's
-effect on next-task — closing an item once it has its labels, which drops it from the open
-queue — is stood in for by a closer thread (`--closer sql`, the same UPDATE item_complete makes,
-batched every 200 ms); `--closer none` shows what happens to next-task when no worker closes items.
+By default the whole pipeline runs as deployed (`--quality worker`): the project's Celery
+workers as compose.yaml starts them (one on `default,quality`, one on `ingest,export,chain`, and
+beat), on Redis (a database of the bench's own, emptied before and after). Contributors answer
+like people: the item's true class (its id modulo the classes) `--accuracy` of the time (0.8).
+Besides the web path it reports CPU per label of each process kind (web, each worker, beat,
+PostgreSQL backends, Redis, the client, the machine), the queues' depths over the run and the
+seconds they took to drain after it, and the lag from a submit to the consensus update that saw
+it and to the closed item's first ledger row (p50/p99, items whose last label came in the window).
+`--quality closer` measures the web path alone: no worker; a thread closes each item once it has
+its labels, as the quality engine would (the same UPDATE item_complete makes, every 200 ms);
+`--quality none`: nothing closes items.
 
 Latency is measured by the client, per call, from sending the request to reading the whole
 response. Gunicorn is stopped by its PID at the end (its process group, which it leads).
@@ -45,6 +49,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -207,6 +212,155 @@ def stop_server(server: Server) -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # a worker that outlived its master
 
 
+# --- the quality engine ---------------------------------------------------------------------
+
+# As compose.yaml deploys them: one worker for consensus, one for the rest, and beat.
+WORKERS = {
+    "worker-quality": ["worker", "-Q", "default,quality"],
+    "worker-io": ["worker", "-Q", "ingest,export,chain"],
+    "beat": ["beat"],
+}
+QUEUES = ("default", "quality", "ingest", "export", "chain")
+
+
+def start_workers(
+    url: str,
+    *,
+    var_dir: Path,
+    env_extra: dict[str, str],
+    app_dir: Path,
+    concurrency: dict[str, int],
+) -> dict[str, subprocess.Popen[bytes]]:
+    """The project's Celery worker command per kind (compose.yaml), on this run's broker."""
+    env = django_env(url, var_dir) | env_extra
+    procs = {}
+    for name, args in WORKERS.items():
+        cmd = [str(BIN / "celery"), "-A", "config", *args, "-l", "info"]
+        if args[0] == "worker":
+            cmd += ["--concurrency", str(concurrency[name]), "-n", f"{name}@%h"]
+        else:
+            cmd += ["--schedule", str(var_dir / "celerybeat-schedule")]
+        log = (var_dir / f"{name}.log").open("wb")
+        procs[name] = subprocess.Popen(
+            cmd, cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    deadline = time.monotonic() + 60
+    for name in ("worker-quality", "worker-io"):
+        while "ready." not in (var_dir / f"{name}.log").read_text(errors="replace"):
+            if procs[name].poll() is not None or time.monotonic() > deadline:
+                stop_workers(procs)
+                raise RuntimeError(f"celery {name} did not start; see {var_dir / name}.log")
+            time.sleep(0.2)
+    return procs
+
+
+def stop_workers(procs: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM (a warm shutdown: the task at hand finishes), then the group if anything is left."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def queue_depths(client: redis.Redis) -> dict[str, int]:
+    """Messages waiting per queue (kombu keeps a queue's messages in a list of its name, and in
+    one list per priority step beside it)."""
+    depths = {}
+    for name in QUEUES:
+        keys = [name, *(f"{name}\x06\x16{step}" for step in (1, 2, 3, 4, 5, 6, 7, 8, 9))]
+        with client.pipeline() as pipe:
+            for key in keys:
+                pipe.llen(key)
+            depths[name] = sum(int(n) for n in pipe.execute())
+    return depths
+
+
+class QueueProbe(threading.Thread):
+    """Samples the queues' depths once a second while the load runs."""
+
+    def __init__(self, redis_url: str) -> None:
+        super().__init__(daemon=True)
+        self.client = redis.Redis.from_url(redis_url)
+        self.stopping = threading.Event()
+        self.samples: list[tuple[float, dict[str, int]]] = []
+
+    def run(self) -> None:
+        while not self.stopping.wait(1.0):
+            self.samples.append((time.perf_counter(), queue_depths(self.client)))
+
+    def drain(self, timeout: float) -> float | None:
+        """Seconds until every queue is empty after the load (None: not within `timeout`)."""
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < timeout:
+            if not any(queue_depths(self.client).values()):
+                return round(time.perf_counter() - t0, 1)
+            time.sleep(0.5)
+        return None
+
+    def report(self, *, t_from: float, t_to: float) -> dict[str, Any]:
+        window = [depths for t, depths in self.samples if t_from <= t < t_to]
+        if not window:
+            return {}
+        return {
+            name: {"max": max(d[name] for d in window), "end": window[-1][name]} for name in QUEUES
+        }
+
+
+def redis_server_pids() -> list[int]:
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if comm.read_text().strip() == "redis-server":
+                pids.append(int(comm.parent.name))
+    return pids
+
+
+# Lag of the pipeline after a submit, per item, for the labels submitted in the measured window:
+# to the consensus update that saw the item's last label (its row's n_labels is the item's label
+# count), and to the first ledger row of a closed item. Milliseconds.
+LAG_SQL = {
+    "consensus": """
+        SELECT EXTRACT(EPOCH FROM c.updated_at - last.at) * 1000
+        FROM (SELECT a.item_id, max(a.created_at) AS at, count(*) AS n
+                FROM labeling_annotation a JOIN labeling_item i ON i.id = a.item_id
+               WHERE i.campaign_id = %(c)s GROUP BY a.item_id) last
+        JOIN quality_itemconsensus c ON c.item_id = last.item_id AND c.n_labels = last.n
+        WHERE last.at BETWEEN %(t0)s AND %(t1)s""",
+    "ledger": """
+        SELECT EXTRACT(EPOCH FROM min(r.created_at) - max(a.created_at)) * 1000
+        FROM labeling_annotation a JOIN labeling_item i ON i.id = a.item_id
+        JOIN rewards_rewardentry r ON r.item_id = a.item_id
+        WHERE i.campaign_id = %(c)s AND i.status = 'complete'
+        GROUP BY a.item_id HAVING max(a.created_at) BETWEEN %(t0)s AND %(t1)s""",
+}
+
+
+def pipeline_lag(url: str, campaign_id: int, t0: float, t1: float) -> dict[str, Any]:
+    """p50/p99 of each lag (LAG_SQL) for items whose last label came between t0 and t1 (epoch s)."""
+    params = {
+        "c": campaign_id,
+        "t0": datetime.fromtimestamp(t0, tz=UTC),
+        "t1": datetime.fromtimestamp(t1, tz=UTC),
+    }
+    out: dict[str, Any] = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, sql in LAG_SQL.items():
+            ms = sorted(float(r[0]) for r in conn.execute(sql, params).fetchall())
+            out[name] = {
+                "items": len(ms),
+                "p50_ms": round(percentile(ms, 50), 1),
+                "p99_ms": round(percentile(ms, 99), 1),
+            }
+    return out
+
+
 # --- load -----------------------------------------------------------------------------------
 
 
@@ -271,11 +425,13 @@ def _children(pid: int) -> list[int]:
 
 
 class CpuProbe:
-    """CPU time spent over the measured window by the web server (master and workers), by the
-    PostgreSQL backends serving the bench database, by this client, and by the whole machine."""
+    """CPU time spent over the measured window by the web server (master and workers), by each
+    Celery process kind (its master and pool), by the PostgreSQL backends serving the bench
+    database, by Redis, by this client, and by the whole machine."""
 
-    def __init__(self, url: str, server_pid: int) -> None:
+    def __init__(self, url: str, server_pid: int, others: dict[str, int] | None = None) -> None:
         self.url, self.server_pid = url, server_pid
+        self.others = others or {}  # kind -> the PID leading its processes
         self.marks: list[dict[str, float]] = []
 
     def _machine(self) -> tuple[float, float]:
@@ -299,9 +455,15 @@ class CpuProbe:
                     _cpu_seconds(p) for p in [self.server_pid, *_children(self.server_pid)]
                 ),
                 "postgres": sum(_cpu_seconds(p) for p in backends),
+                **{
+                    kind: sum(_cpu_seconds(p) for p in [pid, *_children(pid)])
+                    for kind, pid in self.others.items()
+                },
+                "redis": sum(_cpu_seconds(p) for p in redis_server_pids()),
                 "client": time.process_time(),
                 "machine": busy,
                 "wall": now,
+                "unix": time.time(),
                 "loadavg": os.getloadavg()[0],
             }
         )
@@ -311,9 +473,9 @@ class CpuProbe:
             return {}
         a, b = self.marks[0], self.marks[1]
         wall = b["wall"] - a["wall"]
+        kinds = ("server", *self.others, "postgres", "redis", "client", "machine")
         out: dict[str, Any] = {
-            f"{k}_ms_per_cycle": round((b[k] - a[k]) * 1000 / cycles, 2)
-            for k in ("server", "postgres", "client", "machine")
+            f"{k}_ms_per_cycle": round((b[k] - a[k]) * 1000 / cycles, 2) for k in kinds
         }
         out["machine_busy_cores"] = round((b["machine"] - a["machine"]) / wall, 2)
         out["loadavg_1m"] = [round(a["loadavg"], 2), round(b["loadavg"], 2)]
@@ -369,7 +531,7 @@ class Closer(threading.Thread):
 
 def run_load(
     *, port: int, seeded: dict[str, Any], concurrency: int, duration: float, warmup: float,
-    closer: Closer | None, probe: CpuProbe,
+    closer: Closer | None, probe: CpuProbe, accuracy: float,
 ) -> LoadResult:  # fmt: skip
     result = LoadResult()
     lock = threading.Lock()
@@ -378,6 +540,14 @@ def run_load(
     classes = seeded["classes"]
     tokens: list[str] = seeded["tokens"]
     barrier = threading.Barrier(concurrency + 1)
+
+    def answer(item_id: int, rng: random.Random) -> str:
+        """The item's true class (its id modulo the classes) with probability `accuracy`, else
+        another class at random: a contributor like a person (accuracy 1/k: a spammer)."""
+        true = classes[item_id % len(classes)]
+        if rng.random() < accuracy:
+            return true
+        return rng.choice([c for c in classes if c != true])
 
     def contributor(index: int) -> None:
         mine = tokens[index::concurrency]
@@ -404,7 +574,7 @@ def run_load(
                 if status != 200:
                     raise RuntimeError(f"next: {status} {body[:300]!r}")
                 item_id = json.loads(body)["item_id"]
-                payload = json.dumps({"label": rng.choice(classes)}).encode()
+                payload = json.dumps({"label": answer(item_id, rng)}).encode()
                 t2 = time.perf_counter()
                 status, body = conn.call(
                     "POST", f"/api/items/{item_id}/annotations/", token, payload
@@ -640,16 +810,22 @@ def pgbench_cycle(
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| items | cycles/s | next p50 | next p95 | next p99 | submit p50 | submit p95 | "
-        "submit p99 | invariants |\n|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "submit p99 | consensus lag p50 / p99 | quality worker ms/label | drained | invariants |"
+        "\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
     )
     lines = [head]
     for r in rows:
         s = r["summary"]
         ok = "all passed" if r["invariants_ok"] else "FAILED"
+        lag = s.get("lag", {}).get("consensus")
+        lag_text = f"{lag['p50_ms']} / {lag['p99_ms']}" if lag else "-"
+        worker_ms = s.get("cpu", {}).get("worker-quality_ms_per_cycle", "-")
+        drained = s.get("drained_after_s", "-")
+        drained_text = "no" if "drained_after_s" in s and drained is None else f"{drained} s"
         lines.append(
             f"| {r['items']:,} | {s['cycles_per_s']} | {s['next']['p50']} | {s['next']['p95']} | "
             f"{s['next']['p99']} | {s['submit']['p50']} | {s['submit']['p95']} | "
-            f"{s['submit']['p99']} | {ok} |"
+            f"{s['submit']['p99']} | {lag_text} | {worker_ms} | {drained_text} | {ok} |"
         )
     return "\n".join(lines)
 
@@ -681,31 +857,58 @@ def bench_one(args: argparse.Namespace, template: str, items: int) -> dict[str, 
         access_log=access_log, app_dir=args.app_dir, kind=args.server,
     )  # fmt: skip
     closer = (
-        Closer(url, seeded["campaign_id"], seeded["max_labels"]) if args.closer == "sql" else None
+        Closer(url, seeded["campaign_id"], seeded["max_labels"])
+        if args.quality == "closer"
+        else None
     )
+    workers: dict[str, subprocess.Popen[bytes]] = {}
+    queues: QueueProbe | None = None
+    drained: float | None = None
     try:
+        if args.quality == "worker":
+            workers = start_workers(
+                url, var_dir=var_dir, env_extra=env_extra, app_dir=args.app_dir,
+                concurrency={"worker-quality": args.quality_concurrency,
+                             "worker-io": args.io_concurrency},
+            )  # fmt: skip
+            queues = QueueProbe(args.redis_url)
+            queues.start()
         if closer is not None:
             closer.start()
         print(
             f"   {args.server} pid {server.proc.pid} on :{server.port} ({args.workers} workers x "
-            f"{args.threads} threads); {args.concurrency} contributors for {args.duration:.0f} s",
+            f"{args.threads} threads); quality: {args.quality}; {args.concurrency} contributors "
+            f"({args.accuracy:.0%} right) for {args.duration:.0f} s",
             flush=True,
         )
-        probe = CpuProbe(url, server.proc.pid)
+        probe = CpuProbe(url, server.proc.pid, {k: p.pid for k, p in workers.items()})
         result = run_load(
             port=server.port, seeded=seeded, concurrency=args.concurrency,
             duration=args.duration, warmup=args.warmup, closer=closer, probe=probe,
+            accuracy=args.accuracy,
         )  # fmt: skip
+        if queues is not None:
+            drained = queues.drain(args.drain_timeout)
     finally:
         if closer is not None:
             closer.stopping.set()
             closer.join(timeout=30)
+        if queues is not None:
+            queues.stopping.set()
+        stop_workers(workers)
         stop_server(server)
         if args.broker == "redis":
             _flush_redis(args.redis_url)
     if len(probe.marks) < 2:
         raise RuntimeError(f"the load did not run: {result.errors[:3]}")
     summary = summarize(result, t_from=probe.marks[0]["wall"], t_to=probe.marks[1]["wall"])
+    if queues is not None:
+        summary["queues"] = queues.report(
+            t_from=probe.marks[0]["wall"], t_to=probe.marks[1]["wall"]
+        )
+        summary["drained_after_s"] = drained
+        window = (probe.marks[0]["unix"], probe.marks[1]["unix"])
+        summary["lag"] = pipeline_lag(url, seeded["campaign_id"], *window)
     summary["cpu"] = probe.report(
         sum(1 for x in result.samples if x.kind == "submit" and x.status == 201
             and probe.marks[0]["wall"] <= x.start < probe.marks[1]["wall"])
@@ -760,7 +963,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=8, help="threads per server worker")
     parser.add_argument("--max-labels", type=int, default=3)
     parser.add_argument("--conn-max-age", type=int, default=600, help="DATABASE_CONN_MAX_AGE")
-    parser.add_argument("--closer", choices=["sql", "none"], default="sql")
+    parser.add_argument(
+        "--quality", choices=["worker", "closer", "none"], default="worker",
+        help="worker: the real quality engine as deployed (Celery workers and beat on Redis); "
+        "closer: a thread that only closes full items (the web path alone); none: nothing closes",
+    )  # fmt: skip
+    parser.add_argument(
+        "--accuracy", type=float, default=0.8,
+        help="how often a contributor gives the item's true class (1/classes: a spammer)",
+    )  # fmt: skip
+    parser.add_argument("--quality-concurrency", type=int, default=4, help="as compose.yaml")
+    parser.add_argument("--io-concurrency", type=int, default=2, help="as compose.yaml")
+    parser.add_argument(
+        "--drain-timeout", type=float, default=300.0,
+        help="--quality worker: how long to wait after the load for the queues to empty",
+    )  # fmt: skip
     parser.add_argument(
         "--broker", choices=["redis", "filesystem", "memory"], default="redis",
         help="where the quality task goes on each submit (redis: as in production)",
@@ -788,6 +1005,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.quality == "worker" and args.broker != "redis":
+        raise SystemExit("--quality worker runs Celery workers as deployed: on --broker redis")
     if db_name(args.database_url) in ("postgres", "template0", "template1"):
         raise SystemExit("give the benchmark a database of its own: it drops and recreates it")
     print(f"== template: migrating {db_name(args.database_url)}_tpl", flush=True)
