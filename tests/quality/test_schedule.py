@@ -43,7 +43,7 @@ def queued(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 
 def run_queue(queued: list[tuple[str, int]], limit: int = 12) -> list[str]:
     """Run what was queued, and what that queues, up to `limit` tasks; the names run."""
-    ran = []
+    ran: list[str] = []
     while queued and len(ran) < limit:
         name, campaign_id = queued.pop(0)
         ran.append(name)
