@@ -17,6 +17,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+import psutil
+
 # The variables the demo's processes see that a second shell should see too.
 SHARED_PREFIXES = ("KYODO_",)
 SHARED_NAMES = ("ETH_RPC_URL", "REDIS_URL", "IPFS_API_URL", "DATABASE_URL")
@@ -55,20 +57,9 @@ def apply() -> dict[str, str]:
         recorded = json.loads(env_file().read_text())
     except (OSError, ValueError):
         return {}
-    if not _alive(int(recorded.get("pid", 0))):
+    pid = int(recorded.get("pid", 0))
+    if pid <= 0 or not psutil.pid_exists(pid):
         return {}
     added = {k: v for k, v in recorded.get("env", {}).items() if k not in os.environ}
     os.environ.update(added)
     return added
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

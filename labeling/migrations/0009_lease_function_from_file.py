@@ -1,20 +1,15 @@
 """The lease function, loaded from its one home: labeling/sql/lease_next.sql.
 
-The function is the one 0007 created (the same statements, now written out in full, a comment on
-each step). From here on, a change to it is an edit of that file and a new migration that loads
-the file again, as this one does. On a fresh database this migration then creates the newest text
-and the later ones create it again: harmless, as PL/pgSQL checks a body's syntax when it is
-created and the tables it names only when it runs. Going back restores 0007's text.
+Databases that ran 0007 before it loaded the file hold the first text of the function (the same
+statements, generated from templates); this installs the file's. A change to the function is an
+edit of that file and a new migration that loads the file again, as this one does. On a fresh
+database each of them creates the newest text: harmless, as PL/pgSQL checks a body's syntax when
+it is created and the tables it names only when it runs.
 """
-
-from importlib import import_module
 
 from django.db import migrations
 
 from labeling import sql
-
-# 0007 is history: it keeps its own copy of the first version, which is what reverting restores.
-_FIRST_VERSION = import_module("labeling.migrations.0007_lease_function").CREATE
 
 
 class Migration(migrations.Migration):
@@ -22,10 +17,7 @@ class Migration(migrations.Migration):
         ("labeling", "0008_import_rejected_count"),
     ]
 
-    # One statement each, as written (a list: RunSQL does not split it on semicolons).
+    # Going back leaves the function as it is: 0007 creates the same one.
     operations = [
-        migrations.RunSQL(
-            sql=[sql.read("lease_next.sql")],
-            reverse_sql=[_FIRST_VERSION],
-        )
+        migrations.RunSQL(sql=[sql.read("lease_next.sql")], reverse_sql=migrations.RunSQL.noop)
     ]
