@@ -1,7 +1,8 @@
 -- labeling_lease_next: next-task's lease, one call of one PL/pgSQL function.
 --
--- This file is the one home of the lease rule. It is loaded by migration labeling 0009 (and
--- migration 0007 keeps the first version, as history). Rule: any change to this function is a
+-- This file is the one home of the lease rule. Migrations labeling 0007 (which created the
+-- function) and 0009 (which reinstalled it from here where 0007 had run with a copy of its own)
+-- load it. Rule: any change to this function is a
 -- new migration that loads this file again (`labeling.sql.read("lease_next.sql")` in a
 -- RunSQL); a change of its arguments or of the table it returns also drops the old signature
 -- first (CREATE OR REPLACE cannot change either). Every migration that loads this file creates
