@@ -20,8 +20,8 @@ beat), on Redis (a database of the bench's own, emptied before and after). Contr
 like people: the item's true class (its id modulo the classes) `--accuracy` of the time (0.8).
 Besides the web path it reports CPU per label of each process kind (web, each worker, beat,
 PostgreSQL backends, Redis, the client, the machine), the queues' depths over the run and the
-seconds they took to drain after it, and the lag from a submit to the consensus update that saw
-it and to the closed item's first ledger row (p50/p99, items whose last label came in the window).
+seconds they took to drain after it, and the lag from an item's last label to its close and to
+its first ledger row (p50/p99, items whose last label came in the window).
 `--quality closer` measures the web path alone: no worker; a thread closes each item once it has
 its labels, as the quality engine would (the same UPDATE item_complete makes, every 200 ms);
 `--quality none`: nothing closes items.
@@ -322,17 +322,16 @@ def redis_server_pids() -> list[int]:
     return pids
 
 
-# Lag of the pipeline after a submit, per item, for the labels submitted in the measured window:
-# to the consensus update that saw the item's last label (its row's n_labels is the item's label
-# count), and to the first ledger row of a closed item. Milliseconds.
+# Lag of the pipeline after a submit, per item whose last label came in the measured window: to
+# the item's close (`completed_at`, set by the quality update or a refit that decided it: what
+# next-task waits on) and to its first ledger row. Milliseconds. (Not to the consensus row's
+# `updated_at`: every refit rewrites the rows it re-decides.)
 LAG_SQL = {
-    "consensus": """
-        SELECT EXTRACT(EPOCH FROM c.updated_at - last.at) * 1000
-        FROM (SELECT a.item_id, max(a.created_at) AS at, count(*) AS n
-                FROM labeling_annotation a JOIN labeling_item i ON i.id = a.item_id
-               WHERE i.campaign_id = %(c)s GROUP BY a.item_id) last
-        JOIN quality_itemconsensus c ON c.item_id = last.item_id AND c.n_labels = last.n
-        WHERE last.at BETWEEN %(t0)s AND %(t1)s""",
+    "close": """
+        SELECT EXTRACT(EPOCH FROM i.completed_at - max(a.created_at)) * 1000
+        FROM labeling_annotation a JOIN labeling_item i ON i.id = a.item_id
+        WHERE i.campaign_id = %(c)s AND i.status = 'complete'
+        GROUP BY a.item_id, i.completed_at HAVING max(a.created_at) BETWEEN %(t0)s AND %(t1)s""",
     "ledger": """
         SELECT EXTRACT(EPOCH FROM min(r.created_at) - max(a.created_at)) * 1000
         FROM labeling_annotation a JOIN labeling_item i ON i.id = a.item_id
@@ -810,14 +809,14 @@ def pgbench_cycle(
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| items | cycles/s | next p50 | next p95 | next p99 | submit p50 | submit p95 | "
-        "submit p99 | consensus lag p50 / p99 | quality worker ms/label | drained | invariants |"
+        "submit p99 | close lag p50 / p99 ms | quality worker ms/label | drained | invariants |"
         "\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
     )
     lines = [head]
     for r in rows:
         s = r["summary"]
         ok = "all passed" if r["invariants_ok"] else "FAILED"
-        lag = s.get("lag", {}).get("consensus")
+        lag = s.get("lag", {}).get("close")
         lag_text = f"{lag['p50_ms']} / {lag['p99_ms']}" if lag else "-"
         worker_ms = s.get("cpu", {}).get("worker-quality_ms_per_cycle", "-")
         drained = s.get("drained_after_s", "-")
