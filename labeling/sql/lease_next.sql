@@ -81,6 +81,9 @@ BEGIN
         --    workers fan out over the head), then without it: everything SKIP LOCKED passed
         --    over may be locked by someone leasing or submitting it right now, so wait for the
         --    head before saying "nothing".
+        --    The four picks are written out, not one statement with parameters: SKIP LOCKED is
+        --    syntax, and the queue's conditions must be literals for the planner to use the
+        --    partial index item_open_queue (a CASE on a parameter would scan the campaign).
         IF p_gold_first THEN
             -- 3a. Gold items (known answers, never closed, no slot limit), in id order.
             WITH pick AS (
