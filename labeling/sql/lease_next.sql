@@ -31,6 +31,11 @@
 -- Lock order, as every writer of an item and its leases: the item row first, then its leases;
 -- the campaign row (the budget's reservation) last.
 --
+-- The four queue picks (step 3) are written out, not one statement with parameters: SKIP LOCKED
+-- is syntax, and a queue's conditions must be literals for the planner to use the partial index
+-- item_open_queue (a CASE on a parameter would scan the campaign). (A comment here, outside the
+-- body, changes nothing installed; one inside it is a change of the function, with its migration.)
+--
 -- Answers one row (the lease and what the task payload needs of its item), or no row when
 -- nothing is free (the caller reclaims expired leases and asks once more). Raises SQLSTATE
 -- KY001 when a new lease would overspend the budget; the whole call is rolled back then.
@@ -81,9 +86,6 @@ BEGIN
         --    workers fan out over the head), then without it: everything SKIP LOCKED passed
         --    over may be locked by someone leasing or submitting it right now, so wait for the
         --    head before saying "nothing".
-        --    The four picks are written out, not one statement with parameters: SKIP LOCKED is
-        --    syntax, and the queue's conditions must be literals for the planner to use the
-        --    partial index item_open_queue (a CASE on a parameter would scan the campaign).
         IF p_gold_first THEN
             -- 3a. Gold items (known answers, never closed, no slot limit), in id order.
             WITH pick AS (
