@@ -14,14 +14,14 @@ Afterwards the database is checked: no item over max_labels labels or slots, no 
 twice on an item, no contributor with two live leases, slots = leases + labels, label counters =
 rows, and every 201 the clients saw is a row.
 
-By default the whole pipeline runs as deployed (`--quality worker`): the project's Celery
-workers as compose.yaml starts them (one on `default,quality`, one on `ingest,export,chain`, and
-beat), on Redis (a database of the bench's own, emptied before and after). Contributors answer
-like people: the item's true class (its id modulo the classes) `--accuracy` of the time (0.8).
-Besides the web path it reports CPU per label of each process kind (web, each worker, beat,
-PostgreSQL backends, Redis, the client, the machine), the queues' depths over the run and the
-seconds they took to drain after it, and the lag from an item's last label to its close and to
-its first ledger row (p50/p99, items whose last label came in the window).
+By default the whole pipeline runs as deployed (`--quality worker`): the project's Celery workers
+as compose.yaml starts them (one on `default,quality`, one process on `refit` at nice 10, one on
+`ingest,export,chain`, and beat), on Redis (a database of the bench's own, emptied before and
+after). Contributors answer like people: the item's true class (its id modulo the classes)
+`--accuracy` of the time (0.8). Besides the web path it reports CPU per label of each process kind
+(web, each worker, beat, PostgreSQL backends, Redis, the client, the machine), the queues' depths
+over the run and the seconds they took to drain after it, and the lag from an item's last label to
+its close and to its first ledger row (p50/p99, items whose last label came in the window).
 `--quality closer` measures the web path alone: no worker; a thread closes each item once it has
 its labels, as the quality engine would (the same UPDATE item_complete makes, every 200 ms);
 `--quality none`: nothing closes items.
@@ -214,13 +214,15 @@ def stop_server(server: Server) -> None:
 
 # --- the quality engine ---------------------------------------------------------------------
 
-# As compose.yaml deploys them: one worker for consensus, one for the rest, and beat.
+# As compose.yaml deploys them: one worker for the per-label updates, one for refits and trainings
+# (one process, at nice 10), one for the rest, and beat.
 WORKERS = {
     "worker-quality": ["worker", "-Q", "default,quality"],
+    "worker-refit": ["worker", "-Q", "refit"],
     "worker-io": ["worker", "-Q", "ingest,export,chain"],
     "beat": ["beat"],
 }
-QUEUES = ("default", "quality", "ingest", "export", "chain")
+QUEUES = ("default", "quality", "refit", "ingest", "export", "chain")
 
 
 def start_workers(
@@ -236,6 +238,8 @@ def start_workers(
     procs = {}
     for name, args in WORKERS.items():
         cmd = [str(BIN / "celery"), "-A", "config", *args, "-l", "info"]
+        if name == "worker-refit":
+            cmd = ["nice", "-n", "10", *cmd]
         if args[0] == "worker":
             cmd += ["--concurrency", str(concurrency[name]), "-n", f"{name}@%h"]
         else:
@@ -245,7 +249,7 @@ def start_workers(
             cmd, cwd=app_dir, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     deadline = time.monotonic() + 60
-    for name in ("worker-quality", "worker-io"):
+    for name in ("worker-quality", "worker-refit", "worker-io"):
         while "ready." not in (var_dir / f"{name}.log").read_text(errors="replace"):
             if procs[name].poll() is not None or time.monotonic() > deadline:
                 stop_workers(procs)
@@ -868,7 +872,7 @@ def bench_one(args: argparse.Namespace, template: str, items: int) -> dict[str, 
             workers = start_workers(
                 url, var_dir=var_dir, env_extra=env_extra, app_dir=args.app_dir,
                 concurrency={"worker-quality": args.quality_concurrency,
-                             "worker-io": args.io_concurrency},
+                             "worker-refit": 1, "worker-io": args.io_concurrency},
             )  # fmt: skip
             queues = QueueProbe(args.redis_url)
             queues.start()

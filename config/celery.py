@@ -1,4 +1,5 @@
-"""The Celery app. Workers: `celery -A config worker -Q default,quality,chain,ingest,export`."""
+"""The Celery app. Workers: `celery -A config worker -Q default,quality,refit,chain,ingest,export`
+(compose.yaml splits them by kind)."""
 
 import os
 

@@ -116,7 +116,7 @@ def main() -> int:
                 "--pool",
                 "solo",
                 "-Q",
-                "default,quality,chain,ingest,export",
+                "default,quality,refit,chain,ingest,export",
                 "--schedule",
                 str(ROOT / "var" / "celerybeat-schedule"),
             ],

@@ -219,6 +219,13 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ROUTES = {
+    # Whole-campaign work (refits, trainings: seconds to minutes each) on a queue of its own, so
+    # it never waits behind, nor holds a process of, the per-label updates (issue 22); its
+    # worker runs one process at a lower priority (compose.yaml's worker-refit), which bounds its
+    # share of the machine.
+    "quality.refit_campaign": {"queue": "refit"},
+    "quality.train_model": {"queue": "refit"},
+    "quality.refit_due": {"queue": "refit"},
     "quality.*": {"queue": "quality"},
     "rewards.*": {"queue": "chain"},
     "storage.*": {"queue": "ingest"},

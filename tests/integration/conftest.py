@@ -61,7 +61,7 @@ def celery_worker_process(
             "-l",
             "info",
             "-Q",
-            "default,quality,chain,ingest,export",
+            "default,quality,refit,chain,ingest,export",
             "-n",
             f"test-{os.getpid()}@%h",
             "--without-mingle",
