@@ -323,3 +323,29 @@ def test_import_progress_while_a_worker_runs(
     assert seen["import"][-2:] == ["50", "100"], seen
     assert len(polls) == 3
     assert result(page) == ("4", "0", "0")
+
+
+def test_a_long_list_of_rejected_files_pages_in_with_a_click(
+    page: Page, live_server: Any, owner: User, tmp_path: Path
+) -> None:
+    """An import shows its first page of rejected files; "Show more rejected files" brings the
+    rest from the import's paged list (GET /api/imports/{id}/rejected/), then goes away."""
+    campaign = make_campaign(owner=owner, task_type=TaskType.IMAGE_CLASSIFICATION)
+    members = {f"notes/{i:03}.txt": f"not an image {i}\n".encode() for i in range(205)}
+    members["img/pet.png"] = png_bytes(7, size=(32, 32))
+    archive = tmp_path / "many.zip"
+    archive.write_bytes(zip_bytes(members))
+    open_campaign_page(page, live_server.url, campaign)
+
+    assert upload_and_wait(page, [archive]) == "done"
+    assert result(page) == ("1", "0", "205")
+    more = page.get_by_role("button", name="Show more rejected files")
+    more.wait_for(state="visible")
+    assert len(rejected_rows(page)) == 200
+
+    more.click()
+    more.wait_for(state="hidden")
+    names = [name for name, _ in rejected_rows(page)]
+    assert len(names) == 205
+    assert len(set(names)) == 205
+    assert names[-1] == "many.zip/notes/204.txt"
