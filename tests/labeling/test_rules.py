@@ -23,12 +23,12 @@ from labeling.selectors import (
     campaigns_open_to,
 )
 from labeling.services import hot_sql
-from quality.models import ItemConsensus
 from quality.selectors import item_explanation_for
 
 from ..accounts.factories import UserFactory
 from ..conftest import client_for
-from .factories import CampaignFactory
+from ..quality.factories import ItemConsensusFactory
+from .factories import CampaignFactory, ItemFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -169,12 +169,10 @@ MANAGERS = {
 def managed() -> tuple[Campaign, Item, dict[str, User]]:
     owner = UserFactory.create(role=Role.REQUESTER)
     campaign = CampaignFactory.create(owner=owner)
-    item = Item.objects.create(campaign=campaign, cid="bafkreirules", media_type="image/png")
+    item = ItemFactory.create(campaign=campaign)
     labeler = UserFactory.create()
-    ItemConsensus.objects.create(
-        item_id=item.pk,
-        campaign_id=campaign.pk,
-        label="cat",
+    ItemConsensusFactory.create(
+        item=item,
         confidence=0.99,
         n_labels=1,
         method="dawid_skene",
