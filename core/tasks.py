@@ -1,15 +1,9 @@
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from celery import current_app
 from django.db import transaction
-from kombu.exceptions import OperationalError
-
-from .publish import PUBLISHER
-
-log = logging.getLogger(__name__)
 
 # Every task enqueued by name through the helpers below, with the modules that enqueue it.
 # `manage.py check` finds each among the Celery app's registered tasks (core/checks.py,
@@ -20,12 +14,12 @@ ENQUEUED_BY_NAME: dict[str, tuple[str, ...]] = {
     "labeling.run_import": ("labeling.services.imports",),
     "quality.refit_campaign": ("quality.services.consensus", "quality.services.training"),
     "quality.train_model": ("quality.services.refit",),
-    "quality.update_item": (
+    "quality.update_items": (
         "labeling.services.annotations",
         "quality.services.refit_items",
         "quality.services.sweep",
     ),
-    "rewards.account_item": ("quality.services.closing",),
+    "rewards.account_items": ("quality.services.closing",),
     "rewards.outbox_process": ("rewards.services.outbox",),
     "rewards.settle_tick": ("rewards.services.outbox",),
     "storage.ensure_pins": ("storage.pins",),
@@ -40,18 +34,3 @@ def enqueue_on_commit(task_name: str, *args: Any) -> None:
     eager mode in tests and its routing both apply.
     """
     transaction.on_commit(lambda: current_app.signature(task_name, args=args).apply_async())
-
-
-def enqueue_on_commit_or_log(task_name: str, *args: Any) -> None:
-    """`enqueue_on_commit` for a task whose lost message a sweep sends again: when the broker
-    cannot be reached the error is logged, not raised, since the caller's write has committed
-    and its answer should say so (the quality update: quality/services/sweep.py). Every
-    submitted label sends one, so it goes as a prepared publish (core/publish.py)."""
-
-    def publish() -> None:
-        try:
-            PUBLISHER.publish(task_name, args)  # one prepared LPUSH, or apply_async
-        except OperationalError:
-            log.exception("could not publish %s%r; its sweep sends it again", task_name, args)
-
-    transaction.on_commit(publish)

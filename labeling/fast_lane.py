@@ -385,7 +385,7 @@ MIRRORED_CODE: dict[str, tuple[str, str]] = {
         "statement what this checks (token, campaign, block, lease)",
     ),
     "labeling.services.annotations.annotation_submit": (
-        "c36b64ac4f466d22",
+        "a031f7e64f0fabb1",
         "services.annotation_submit_label_for_token and hot_sql.token_submit_label (a class "
         "label's checks in one statement), and FastLane._submit's call of this",
     ),

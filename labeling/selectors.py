@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -203,8 +203,28 @@ def item_get(*, item_id: int) -> Item:
 
 def item_labels(*, item_id: int) -> list[tuple[int, str]]:
     """(worker id, label) of every annotation on the item, oldest first."""
-    return list(
-        Annotation.objects.filter(item_id=item_id).order_by("id").values_list("worker_id", "label")
+    return items_labels(item_ids=[item_id]).get(item_id, [])
+
+
+def items_labels(*, item_ids: Iterable[int]) -> dict[int, list[tuple[int, str]]]:
+    """{item id: (worker id, label) of each of its annotations, oldest first}: one query.
+    An item without labels is absent."""
+    out: dict[int, list[tuple[int, str]]] = {}
+    rows = (
+        Annotation.objects.filter(item_id__in=list(item_ids))
+        .order_by("id")
+        .values_list("item_id", "worker_id", "label")
+    )
+    for item_id, worker_id, label in rows:
+        out.setdefault(item_id, []).append((worker_id, label))
+    return out
+
+
+def items_states(*, item_ids: Iterable[int]) -> dict[int, Item]:
+    """The items by id, with only what the quality engine decides by: campaign, gold label,
+    status and label count (not the text or metadata). One query; missing ids are absent."""
+    return Item.objects.only("id", "campaign_id", "gold_label", "status", "label_count").in_bulk(
+        list(item_ids)
     )
 
 
@@ -227,6 +247,15 @@ def item_label_counts(*, item_ids: list[int]) -> dict[int, int]:
 
 def item_annotations(*, item_id: int) -> QuerySet[Annotation]:
     return Annotation.objects.filter(item_id=item_id).order_by("id")
+
+
+def items_annotations(*, item_ids: Iterable[int]) -> QuerySet[Annotation]:
+    return Annotation.objects.filter(item_id__in=list(item_ids)).order_by("id")
+
+
+def items_with_campaign(*, item_ids: Iterable[int]) -> dict[int, Item]:
+    """The items by id with their campaigns, in one query (not their text or metadata)."""
+    return Item.objects.select_related("campaign").defer("text", "metadata").in_bulk(list(item_ids))
 
 
 def blob_visible_to(*, user: User, cid: str) -> Item | None:

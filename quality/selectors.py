@@ -130,7 +130,14 @@ def campaign_calibrated(*, campaign_id: int) -> bool:
 def annotation_verdicts(
     *, item_id: int, annotation_ids: Iterable[int] | None = None
 ) -> dict[int, tuple[bool, str]]:
-    """For each annotation of the item (or only `annotation_ids`): (accepted, reason). Reasons:
+    """`annotations_verdicts` of one item."""
+    return annotations_verdicts(item_ids=[item_id], annotation_ids=annotation_ids)
+
+
+def annotations_verdicts(
+    *, item_ids: Iterable[int], annotation_ids: Iterable[int] | None = None
+) -> dict[int, tuple[bool, str]]:
+    """For each annotation of the items (or only `annotation_ids`): (accepted, reason). Reasons:
 
     - `item_open`: not decided yet (no reward either way). Gold items never close, and their
       annotations are judged at once against the known label;
@@ -142,43 +149,55 @@ def annotation_verdicts(
       than chance). Not final: hold the reward as pending, pay it once `worker_statuses` says
       trusted, reject it if suspended (docs/quality.md, "Rewards").
     """
-    item = labeling_selectors.item_get(item_id=item_id)
-    rows = labeling_selectors.item_annotations(item_id=item_id)
+    ids = list(item_ids)
+    items = labeling_selectors.items_with_campaign(item_ids=ids)
+    rows = labeling_selectors.items_annotations(item_ids=ids)
     if annotation_ids is not None:
         rows = rows.filter(pk__in=list(annotation_ids))
-    annotations = list(rows)
-    consensus = item_consensus(item_id=item_id)
-    decided = consensus is not None and (
-        consensus.is_complete or item.status == ItemStatus.COMPLETE
+    annotations = list(rows.only("id", "item_id", "worker_id", "label"))
+    consensus = consensus_for_items(item_ids=ids)
+    campaign_ids = {item.campaign_id for item in items.values()}
+    statuses = dict(
+        ((c, w), status)
+        for c, w, status in WorkerSkill.objects.filter(
+            campaign_id__in=campaign_ids, worker_id__in={a.worker_id for a in annotations}
+        ).values_list("campaign_id", "worker_id", "status")
     )
-    gold = bool(item.gold_label) and item.gold_label in item.campaign.class_names
-    if consensus is None or not (decided or gold):
-        return {a.pk: (False, "item_open") for a in annotations}
-    statuses = worker_statuses(
-        campaign_id=item.campaign_id, worker_ids={a.worker_id for a in annotations}
+    calibrated = set(
+        CampaignQuality.objects.filter(campaign_id__in=campaign_ids, calibrated=True).values_list(
+            "campaign_id", flat=True
+        )
     )
-    # Workers are judged once the campaign is calibrated, or from the start when it serves gold
-    # items (their gold answers prove or condemn them before any fit can): until then an
-    # agreeing label is all a campaign can go by.
-    probation = item.campaign.gold_ratio > 0 or campaign_calibrated(campaign_id=item.campaign_id)
-    box_f1 = {}
-    if item.campaign.task_type == TaskType.IMAGE_BBOX:
-        box_f1 = {a["worker_id"]: a["f1"] for a in consensus.votes.get("annotators", [])}
     verdicts: dict[int, tuple[bool, str]] = {}
     for annotation in annotations:
-        status = statuses[annotation.worker_id]
+        item = items[annotation.item_id]
+        campaign = item.campaign
+        decision = consensus.get(item.pk)
+        gold = bool(item.gold_label) and item.gold_label in campaign.class_names
+        decided = decision is not None and (
+            decision.is_complete or item.status == ItemStatus.COMPLETE
+        )
+        if decision is None or not (decided or gold):
+            verdicts[annotation.pk] = (False, "item_open")
+            continue
+        status = statuses.get((campaign.pk, annotation.worker_id), WorkerStatus.PROBATION)
         if status == WorkerStatus.SUSPENDED:
             verdicts[annotation.pk] = (False, "worker_suspended")
             continue
-        if item.campaign.task_type == TaskType.IMAGE_BBOX:
-            good = box_f1.get(annotation.worker_id, 0.0) >= BOX_F1_ACCEPT
+        if campaign.task_type == TaskType.IMAGE_BBOX:
+            f1 = {a["worker_id"]: a["f1"] for a in decision.votes.get("annotators", [])}
+            good = f1.get(annotation.worker_id, 0.0) >= BOX_F1_ACCEPT
             verdict = (good, "boxes_agree" if good else "boxes_disagree")
         elif gold:
             good = annotation.label == item.gold_label
             verdict = (good, "agrees_gold" if good else "disagrees_gold")
         else:
-            good = annotation.label == consensus.label
+            good = annotation.label == decision.label
             verdict = (good, "agrees" if good else "disagrees")
+        # Workers are judged once the campaign is calibrated, or from the start when it serves
+        # gold items (their gold answers prove or condemn them before any fit can): until then
+        # an agreeing label is all a campaign can go by.
+        probation = campaign.gold_ratio > 0 or campaign.pk in calibrated
         if good and probation and status != WorkerStatus.TRUSTED:
             verdict = (False, "worker_unproven")
         verdicts[annotation.pk] = verdict

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.db import OperationalError
 
+from core.batches import BATCHES
 from labeling import selectors as labeling_selectors
 
 from . import services
@@ -20,7 +21,26 @@ from .models import CampaignQuality
     time_limit=60,
 )
 def update_item(item_id: int) -> None:
+    """Kept for messages queued before `quality.update_items` (batches) replaced it."""
     services.item_consensus_update(item_id=item_id)
+
+
+@shared_task(
+    name="quality.update_items",
+    bind=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+    time_limit=120,
+)
+def update_items(self: Task, item_ids: list[int] | None = None) -> int:
+    """The quality update of these items, or (no ids: a drain) of a batch of the items whose
+    labels came in since the last drain (core.batches; a submit hands its item over there)."""
+    if item_ids is not None:
+        return len(services.items_consensus_update(item_ids=item_ids))
+    limit = settings.KYODO_QUALITY_BATCH_MAX
+    with BATCHES.draining(self.name, str(self.request.id), limit=limit) as batch:
+        return len(services.items_consensus_update(item_ids=batch))
 
 
 @shared_task(

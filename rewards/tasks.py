@@ -22,7 +22,19 @@ from . import services
     time_limit=60,
 )
 def account_item(item_id: int) -> None:
+    """Kept for messages queued before `rewards.account_items` (one per batch) replaced it."""
     services.rewards_account_item(item_id=item_id)
+
+
+@shared_task(
+    name="rewards.account_items",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+    time_limit=120,
+)
+def account_items(item_ids: list[int]) -> int:
+    return services.rewards_account_items(item_ids=item_ids)
 
 
 @shared_task(name="rewards.outbox_process", time_limit=300, soft_time_limit=240)

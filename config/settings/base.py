@@ -316,6 +316,9 @@ KYODO_QUALITY_REFIT_SECONDS = env_int("KYODO_QUALITY_REFIT_SECONDS", 300)
 KYODO_QUALITY_TRAIN_MIN_ITEMS = env_int("KYODO_QUALITY_TRAIN_MIN_ITEMS", 30)
 KYODO_QUALITY_TRAIN_MAX_ITEMS = env_int("KYODO_QUALITY_TRAIN_MAX_ITEMS", 20_000)
 KYODO_QUALITY_PREDICT_MAX_ITEMS = env_int("KYODO_QUALITY_PREDICT_MAX_ITEMS", 50_000)
+# The most items one quality update takes from those waiting (core/batches.py): under load a
+# batch holds whatever came in during the last one, up to this.
+KYODO_QUALITY_BATCH_MAX = env_int("KYODO_QUALITY_BATCH_MAX", 500)
 # A label's quality update again when its message was lost (quality/services/sweep.py): labels
 # older than this many seconds, checked once a minute.
 KYODO_QUALITY_SWEEP_GRACE_SECONDS = env_int("KYODO_QUALITY_SWEEP_GRACE_SECONDS", 120)

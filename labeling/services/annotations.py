@@ -7,8 +7,8 @@ from __future__ import annotations
 from django.utils import timezone
 
 from accounts.models import User
+from core.batches import enqueue_batched_on_commit_or_log
 from core.errors import Conflict, NotFound
-from core.tasks import enqueue_on_commit_or_log
 
 from ..models import Annotation, AssignmentStatus, ItemStatus
 from ..schema import validate_value
@@ -58,7 +58,7 @@ def annotation_submit(
     )
     # Outside a transaction Django runs this at once: the write has committed. A message lost
     # (the broker down, a crash right here) is sent again by quality's sweep.
-    enqueue_on_commit_or_log("quality.update_item", item_id)
+    enqueue_batched_on_commit_or_log("quality.update_items", item_id)
     return annotation
 
 
@@ -74,7 +74,7 @@ def annotation_submit_label_for_token(
         key=key, item_id=item_id, label=label, duration_ms=duration_ms, now=timezone.now()
     )
     if annotation is not None:
-        enqueue_on_commit_or_log("quality.update_item", item_id)
+        enqueue_batched_on_commit_or_log("quality.update_items", item_id)
     return annotation
 
 

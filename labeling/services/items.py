@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 
 from django.db import connection, transaction
 from django.db.models import Case, F, IntegerField, Value, When
@@ -11,51 +12,96 @@ from django.utils import timezone
 from ..models import Assignment, AssignmentStatus, Campaign, Item, ItemStatus
 
 
-@transaction.atomic
 def item_complete(*, item_id: int) -> bool:
-    """Close an item: no more leases, outstanding ones released. Returns False if already closed.
-    Quality calls it through `quality.services.closing.item_close_and_queue_reward`, the one home
-    of "close the item, then queue its reward".
+    """Close one item (`items_complete`); False when it was closed already."""
+    return bool(items_complete(item_ids=[item_id]))
 
-    One UPDATE ... RETURNING closes the item and hands back its campaign (and that campaign's
-    budget flag) without a second read; it locks the item row before any of its leases (the lock
-    order every writer follows).
+
+@transaction.atomic
+def items_complete(*, item_ids: Iterable[int]) -> list[int]:
+    """Close items: no more leases, outstanding ones released. Returns the ids it closed (those
+    still open), in id order. Quality calls it through
+    `quality.services.closing.items_close_and_queue_reward`, the one home of "close the item,
+    then queue its reward".
+
+    A fixed number of statements for any number of items: the open items locked in id order and
+    closed (UPDATE ... RETURNING hands back each one's campaign and that campaign's budget flag),
+    their leases released, the released slots given back, then one update per campaign of its
+    completed count (and, when it has a budget, its reserved labels). Item rows are locked before
+    any of their leases (the lock order every writer follows), and in id order, so two closers
+    of overlapping batches wait for each other instead of deadlocking.
     """
-    closed = _close_returning(item_id=item_id)
-    if closed is None:
-        return False
-    campaign_id, budgeted = closed
-    released = Assignment.objects.filter(item_id=item_id, status=AssignmentStatus.LEASED).update(
-        status=AssignmentStatus.EXPIRED
-    )
-    updates: dict[str, object] = {"completed_count": F("completed_count") + 1}
+    ids = sorted(set(item_ids))
+    if not ids:
+        return []
+    closed = _close_returning(item_ids=ids)
+    if not closed:
+        return []
+    closed_ids = sorted(closed)
+    released = _release_leases(item_ids=closed_ids)
     if released:
-        Item.objects.filter(pk=item_id).update(slots_taken=F("slots_taken") - released)
-        if budgeted:
-            updates["labels_reserved"] = F("labels_reserved") - released
-    Campaign.objects.filter(pk=campaign_id).update(**updates)
-    return True
+        _give_back_slots(released)
+    per_campaign: dict[int, tuple[int, int]] = {}
+    budgeted: dict[int, bool] = {}
+    for item_id, (campaign_id, has_budget) in closed.items():
+        done, freed = per_campaign.get(campaign_id, (0, 0))
+        per_campaign[campaign_id] = (done + 1, freed + released.get(item_id, 0))
+        budgeted[campaign_id] = has_budget
+    for campaign_id in sorted(per_campaign):
+        done, freed = per_campaign[campaign_id]
+        updates: dict[str, object] = {"completed_count": F("completed_count") + done}
+        if freed and budgeted[campaign_id]:
+            updates["labels_reserved"] = F("labels_reserved") - freed
+        Campaign.objects.filter(pk=campaign_id).update(**updates)
+    return closed_ids
 
 
-def _close_returning(*, item_id: int) -> tuple[int, bool] | None:
-    """(campaign id, whether the campaign has a budget) of the item just closed, or None when it
-    was not open. The ORM's update() cannot return rows, hence the SQL (UPDATE ... RETURNING)."""
+def _close_returning(*, item_ids: list[int]) -> dict[int, tuple[int, bool]]:
+    """{item id: (campaign id, whether the campaign has a budget)} of the items just closed (those
+    that were open). The ORM's update() cannot return rows, hence the SQL (UPDATE ... RETURNING);
+    the CTE takes the row locks in id order."""
     item_table = Item._meta.db_table
     campaign_table = Campaign._meta.db_table
     sql = (
-        f"UPDATE {item_table} SET status = %s, completed_at = %s "  # noqa: S608 - table names only
-        f"WHERE id = %s AND status = %s "
-        f"RETURNING campaign_id, (SELECT budget IS NOT NULL FROM {campaign_table} "
+        f"WITH open_items AS (SELECT id FROM {item_table} "  # noqa: S608 - table names only
+        f"WHERE id = ANY(%s) AND status = %s ORDER BY id FOR UPDATE) "
+        f"UPDATE {item_table} SET status = %s, completed_at = %s FROM open_items "
+        f"WHERE {item_table}.id = open_items.id AND {item_table}.status = %s "
+        f"RETURNING {item_table}.id, {item_table}.campaign_id, "
+        f"(SELECT budget IS NOT NULL FROM {campaign_table} "
         f"WHERE {campaign_table}.id = {item_table}.campaign_id)"
+    )
+    open_ = ItemStatus.OPEN.value
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [item_ids, open_, ItemStatus.COMPLETE.value, timezone.now(), open_])
+        rows = cursor.fetchall()
+    return {int(item_id): (int(campaign_id), bool(b)) for item_id, campaign_id, b in rows}
+
+
+def _release_leases(*, item_ids: list[int]) -> Counter[int]:
+    """Expire the items' outstanding leases; how many each item had."""
+    table = Assignment._meta.db_table
+    sql = (
+        f"UPDATE {table} SET status = %s "  # noqa: S608 - table name only
+        f"WHERE item_id = ANY(%s) AND status = %s RETURNING item_id"
     )
     with connection.cursor() as cursor:
         cursor.execute(
-            sql, [ItemStatus.COMPLETE.value, timezone.now(), item_id, ItemStatus.OPEN.value]
+            sql, [AssignmentStatus.EXPIRED.value, item_ids, AssignmentStatus.LEASED.value]
         )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    return int(row[0]), bool(row[1])
+        return Counter(int(row[0]) for row in cursor.fetchall())
+
+
+def _give_back_slots(released: Counter[int]) -> None:
+    """Each item's slots_taken down by its released leases: one UPDATE from two arrays."""
+    table = Item._meta.db_table
+    item_ids = sorted(released)
+    sql = (
+        f"UPDATE {table} SET slots_taken = {table}.slots_taken - freed.n "  # noqa: S608
+        f"FROM unnest(%s::bigint[], %s::integer[]) AS freed(id, n) WHERE {table}.id = freed.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [item_ids, [released[i] for i in item_ids]])
 
 
 def item_set_priority(*, item_id: int, priority: int) -> None:

@@ -1,6 +1,6 @@
 """Writes of the quality engine: consensus per item, full refits, model training."""
 
-from .consensus import item_consensus_update
+from .consensus import item_consensus_update, items_consensus_update
 from .refit import campaign_refit
 from .sweep import consensus_sweep_lagging
 from .training import model_train
@@ -10,6 +10,7 @@ __all__ = [
     "campaign_refit",
     "consensus_sweep_lagging",
     "item_consensus_update",
+    "items_consensus_update",
     "model_train",
     "worker_reinstate",
 ]

@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from labeling import selectors as labeling_selectors
@@ -32,7 +31,7 @@ from quality.aggregation.boxes import (
 )
 
 from ..models import CampaignQuality, WorkerSkill
-from .consensus import box_decision, boxes_of, consensus_apply, consensus_locked
+from .consensus import boxes_of, items_consensus_update
 from .params import next_refit_at
 from .workers import next_status
 
@@ -117,7 +116,9 @@ def campaign_refit_boxes(*, campaign: Campaign) -> dict[str, Any]:
         if status == ItemStatus.OPEN and labels > 0
     ]
     for start in range(0, len(open_items), BATCH):
-        _redecide(campaign=campaign, item_ids=open_items[start : start + BATCH])
+        # The open items again with the new skills: the per-label update's batch, which must
+        # not ask for another refit.
+        items_consensus_update(item_ids=open_items[start : start + BATCH], request_refit=False)
     labels = labeling_selectors.campaign_label_count(campaign_id=campaign.pk)
     CampaignQuality.objects.filter(campaign_id=campaign.pk).update(
         method="weighted_box_fusion",
@@ -126,14 +127,3 @@ def campaign_refit_boxes(*, campaign: Campaign) -> dict[str, Any]:
         next_refit_at=next_refit_at(labels),
     )
     return {"workers": len(skills), "open_items": len(open_items), "suspended": len(newly)}
-
-
-@transaction.atomic
-def _redecide(*, campaign: Campaign, item_ids: list[int]) -> None:
-    for item_id in item_ids:
-        item = labeling_selectors.item_get(item_id=item_id)
-        decision = box_decision(item=item, classes=campaign.class_names)
-        if decision is not None:
-            consensus_apply(
-                consensus=consensus_locked(item), decision=decision, item=item, campaign=campaign
-            )

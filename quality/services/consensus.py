@@ -9,6 +9,7 @@ the ML model's capped matrix when its prediction for the item is current. See do
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,8 +34,14 @@ from quality.aggregation.policy import (
 )
 
 from ..models import CampaignQuality, ItemConsensus, ItemPrediction, WorkerSkill
-from .closing import item_close_and_queue_reward, item_queue_reward
-from .params import CampaignParams, campaign_params, ensure_campaign_quality, worker_params
+from .closing import items_close_and_queue_reward, items_queue_reward
+from .params import (
+    CampaignParams,
+    WorkerParams,
+    campaign_params,
+    ensure_campaign_quality,
+    worker_params,
+)
 
 GOLD = "gold"
 BOXES = "weighted_box_fusion"
@@ -81,15 +88,18 @@ def class_decision(
     labels: list[tuple[int, str]],
     params: CampaignParams,
     prediction: tuple[int, str] | None,
+    workers: dict[int, WorkerParams] | None = None,
 ) -> Decision | None:
-    """The decision on a classification item from its (worker id, label) pairs."""
+    """The decision on a classification item from its (worker id, label) pairs. `workers`: the
+    labelers' parameters when the caller read them already (a batch reads them all at once)."""
     code = {name: i for i, name in enumerate(params.classes)}
     known = [(worker_id, code[label]) for worker_id, label in labels if label in code]
     if not known:
         return None
-    workers = worker_params(
-        campaign_id=item.campaign_id, worker_ids=[w for w, _ in known], params=params
-    )
+    if workers is None or any(w not in workers for w, _ in known):
+        workers = worker_params(
+            campaign_id=item.campaign_id, worker_ids=[w for w, _ in known], params=params
+        )
     codes = [label for _, label in known]
     matrices = [workers[w].matrix for w, _ in known]
     crowd = tempered_posterior(
@@ -265,66 +275,153 @@ def gold_decision(*, item: Item, classes: list[str]) -> Decision:
     )
 
 
-@transaction.atomic
 def item_consensus_update(*, item_id: int) -> ItemConsensus | None:
-    """Recompute one item's consensus from all its labels; close it when the policy says so.
+    """`items_consensus_update` of one item: its consensus row (None for an unknown item)."""
+    return items_consensus_update(item_ids=[item_id]).get(item_id)
 
-    Idempotent and safe to run concurrently for the same item: the consensus row is locked, so the
-    last run always sees every committed label.
+
+def items_consensus_update(
+    *, item_ids: Iterable[int], request_refit: bool = True
+) -> dict[int, ItemConsensus]:
+    """Recompute the items' consensus from all their labels; close those the policy says to.
+
+    One transaction per campaign of the batch, with a fixed number of queries for any number of
+    items: the consensus rows locked (in item id order), then the items, their labels, the
+    campaign's parameters, the labelers' skills and the model's predictions read at once; one
+    upsert of the rows, one close of the items to close, one priority update, one reward message.
+
+    Idempotent and safe to run concurrently for the same items: the consensus rows are locked
+    before the labels are read, so the last run always sees every committed label. Unknown ids
+    are skipped (an item deleted since its label). `request_refit`: False for a refit's own
+    re-decisions, which must not ask for another refit.
     """
-    item = labeling_selectors.item_get(item_id=item_id)
-    campaign = item.campaign
-    ensure_campaign_quality(campaign_id=campaign.pk)
-    consensus = consensus_locked(item)
-    if item.gold_label and item.gold_label in campaign.class_names:
-        decision: Decision | None = gold_decision(item=item, classes=campaign.class_names)
-        # Its labels are judged against the known answer at once: it never closes.
-        item_queue_reward(item_id=item.pk)
-    elif campaign.task_type == TaskType.IMAGE_BBOX:
-        decision = box_decision(item=item, classes=campaign.class_names)
-    else:
-        params = campaign_params(campaign_id=campaign.pk, classes=campaign.class_names)
-        prediction = (
-            ItemPrediction.objects.filter(item_id=item_id).values_list("version", "label").first()
+    states = labeling_selectors.items_states(item_ids=item_ids)
+    by_campaign: dict[int, list[int]] = {}
+    for item in states.values():
+        by_campaign.setdefault(item.campaign_id, []).append(item.pk)
+    out: dict[int, ItemConsensus] = {}
+    for campaign_id in sorted(by_campaign):
+        out.update(
+            _campaign_update(
+                campaign_id=campaign_id,
+                item_ids=by_campaign[campaign_id],
+                request_refit=request_refit,
+            )
         )
-        decision = class_decision(
+    return out
+
+
+@transaction.atomic
+def _campaign_update(
+    *, campaign_id: int, item_ids: list[int], request_refit: bool
+) -> dict[int, ItemConsensus]:
+    campaign = labeling_selectors.campaign_get(campaign_id=campaign_id)
+    ensure_campaign_quality(campaign_id=campaign_id)
+    rows = consensus_locked(campaign_id=campaign_id, item_ids=item_ids)
+    # Read after the locks: every label committed before them is in.
+    items = labeling_selectors.items_states(item_ids=item_ids)
+    classes = campaign.class_names
+    gold = [pk for pk, item in items.items() if item.gold_label and item.gold_label in classes]
+    decisions: dict[int, Decision | None] = {
+        pk: gold_decision(item=items[pk], classes=classes) for pk in gold
+    }
+    rest = [pk for pk in sorted(items) if pk not in decisions]
+    if campaign.task_type == TaskType.IMAGE_BBOX:
+        for pk in rest:
+            decisions[pk] = box_decision(item=items[pk], classes=classes)
+    elif rest:
+        decisions.update(
+            _class_decisions(
+                campaign_id=campaign_id, classes=classes, items=[items[pk] for pk in rest]
+            )
+        )
+    policy = policy_of(campaign)
+    changed: list[ItemConsensus] = []
+    to_close: list[int] = []
+    priorities: dict[int, int] = {}
+    for pk, decision in decisions.items():
+        if decision is None:
+            continue
+        consensus = rows[pk]
+        close, priority = consensus_apply(consensus=consensus, decision=decision, policy=policy)
+        changed.append(consensus)
+        if close:
+            to_close.append(pk)
+        elif priority is not None:
+            priorities[pk] = priority
+    if changed:
+        consensus_upsert(changed)
+    # Also after a late label on a closed item: accounting is idempotent per annotation. Gold
+    # items never close; their labels are judged against the known answer at once.
+    items_close_and_queue_reward(item_ids=to_close)
+    items_queue_reward(item_ids=gold)
+    labeling_services.items_set_priority(priorities=priorities)
+    if changed and request_refit:
+        labels = labeling_selectors.campaign_label_count(campaign_id=campaign_id)
+        _maybe_request_refit(campaign_id=campaign_id, labels=labels)
+    return rows
+
+
+def _class_decisions(
+    *, campaign_id: int, classes: list[str], items: list[Item]
+) -> dict[int, Decision | None]:
+    """Classification decisions of a campaign's items, with everything they read read once."""
+    ids = [item.pk for item in items]
+    params = campaign_params(campaign_id=campaign_id, classes=classes)
+    labels = labeling_selectors.items_labels(item_ids=ids)
+    predictions = {
+        item_id: (version, label)
+        for item_id, version, label in ItemPrediction.objects.filter(item_id__in=ids).values_list(
+            "item_id", "version", "label"
+        )
+    }
+    workers = worker_params(
+        campaign_id=campaign_id,
+        worker_ids=sorted({w for rows in labels.values() for w, _ in rows}),
+        params=params,
+    )
+    return {
+        item.pk: class_decision(
             item=item,
-            labels=labeling_selectors.item_labels(item_id=item_id),
+            labels=labels.get(item.pk, []),
             params=params,
-            prediction=prediction,
+            prediction=predictions.get(item.pk),
+            workers=workers,
         )
-    if decision is None:
-        return consensus
-    consensus_apply(consensus=consensus, decision=decision, item=item, campaign=campaign)
-    labels = labeling_selectors.campaign_label_count(campaign_id=campaign.pk)
-    _maybe_request_refit(campaign_id=campaign.pk, labels=labels)
-    return consensus
+        for item in items
+    }
 
 
-def consensus_locked(item: Item) -> ItemConsensus:
-    """The item's consensus row (created empty if missing), locked for this transaction."""
+def consensus_locked(*, campaign_id: int, item_ids: list[int]) -> dict[int, ItemConsensus]:
+    """The items' consensus rows (created empty if missing), locked for this transaction in item
+    id order (two batches sharing items wait for each other, never deadlock)."""
     ItemConsensus.objects.bulk_create(
         [
             ItemConsensus(
-                item_id=item.pk,
-                campaign_id=item.campaign_id,
+                item_id=item_id,
+                campaign_id=campaign_id,
                 label="",
                 confidence=0.0,
                 n_labels=0,
                 method="",
             )
+            for item_id in sorted(item_ids)
         ],
         ignore_conflicts=True,
     )
-    return ItemConsensus.objects.select_for_update().get(item_id=item.pk)
+    locked = (
+        ItemConsensus.objects.select_for_update().filter(item_id__in=item_ids).order_by("item_id")
+    )
+    return {row.item_id: row for row in locked}
 
 
 def consensus_apply(
-    *, consensus: ItemConsensus, decision: Decision, item: Item, campaign: Campaign
-) -> None:
-    """Store a decision on a locked consensus row; close the item or set its queue priority."""
+    *, consensus: ItemConsensus, decision: Decision, policy: Policy
+) -> tuple[bool, int | None]:
+    """Put a decision on a locked consensus row (not saved): (close the item now, the queue
+    priority to set, or None when unchanged)."""
     complete = consensus.is_complete or should_close(
-        policy=policy_of(campaign),
+        policy=policy,
         n_labels=decision.n_labels,
         confidence=decision.confidence,
         is_gold=decision.is_gold,
@@ -337,22 +434,37 @@ def consensus_apply(
     consensus.model_version = decision.model_version
     consensus.votes = decision.votes
     consensus.is_complete = complete
-    priority = None
-    if not complete and not decision.is_gold:
-        priority = queue_priority(
-            confidence=decision.confidence,
-            model_disagrees=decision.model_disagrees,
-            labeled=decision.n_labels > 0,
-        )
-    changed_priority = priority is not None and priority != consensus.priority
-    if changed_priority:
-        consensus.priority = priority
-    consensus.save()
-    if complete:
-        # Also after a late label on a closed item: accounting is idempotent per annotation.
-        item_close_and_queue_reward(item_id=item.pk)
-    elif changed_priority and priority is not None:
-        labeling_services.item_set_priority(item_id=item.pk, priority=priority)
+    if complete or decision.is_gold:
+        return complete, None
+    priority = queue_priority(
+        confidence=decision.confidence,
+        model_disagrees=decision.model_disagrees,
+        labeled=decision.n_labels > 0,
+    )
+    if priority == consensus.priority:
+        return False, None
+    consensus.priority = priority
+    return False, priority
+
+
+def consensus_upsert(rows: list[ItemConsensus]) -> None:
+    """Write consensus rows in one INSERT ... ON CONFLICT (item_id) DO UPDATE."""
+    ItemConsensus.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=["item_id"],
+        update_fields=[
+            "label",
+            "confidence",
+            "n_labels",
+            "method",
+            "model_version",
+            "votes",
+            "is_complete",
+            "priority",
+            "updated_at",
+        ],
+    )
 
 
 def _maybe_request_refit(*, campaign_id: int, labels: int) -> None:

@@ -33,8 +33,8 @@ from quality.aggregation.policy import (
 
 from ..models import ItemConsensus
 from .campaign_data import CampaignArrays
-from .closing import item_close_and_queue_reward
-from .consensus import policy_of, votes_payload
+from .closing import items_close_and_queue_reward
+from .consensus import consensus_upsert, policy_of, votes_payload
 
 BATCH = 1000
 VALUE_CHUNK = 4096  # items per label_value call: (chunk, K^lookahead, K) floats at most
@@ -260,12 +260,11 @@ def _store_batch(ctx: _ItemContext, codes: IntArray) -> int:
             row.votes = _gold_votes(ctx, code) if is_gold else _votes(ctx, code)
             rows.append(row)
     if rows:
-        _upsert(rows)
-    for item_id in to_close:
-        item_close_and_queue_reward(item_id=item_id)
+        consensus_upsert(rows)
+    items_close_and_queue_reward(item_ids=to_close)
     labeling_services.items_set_priority(priorities=to_prioritise)
-    for item_id in stale:
-        enqueue_on_commit("quality.update_item", item_id)
+    if stale:
+        enqueue_on_commit("quality.update_items", stale)
     return len(to_close)
 
 
@@ -301,23 +300,4 @@ def _changed(row: ItemConsensus, old: tuple[Any, ...]) -> bool:
         or row.is_complete != was_complete
         or row.priority != priority
         or abs(row.confidence - confidence) >= CONFIDENCE_TOLERANCE
-    )
-
-
-def _upsert(rows: list[ItemConsensus]) -> None:
-    ItemConsensus.objects.bulk_create(
-        rows,
-        update_conflicts=True,
-        unique_fields=["item_id"],
-        update_fields=[
-            "label",
-            "confidence",
-            "n_labels",
-            "method",
-            "model_version",
-            "votes",
-            "is_complete",
-            "priority",
-            "updated_at",
-        ],
     )

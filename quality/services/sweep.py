@@ -47,6 +47,6 @@ def consensus_sweep_lagging(*, limit: int = SWEEP_BATCH) -> list[int]:
     lagging = [pk for pk in item_ids if counted.get(pk, 0) < held.get(pk, 0)]
     sweep.last_annotation_id = rows[-1][0]
     sweep.save(update_fields=["last_annotation_id", "swept_at"])
-    for item_id in lagging:
-        enqueue_on_commit("quality.update_item", item_id)
+    if lagging:
+        enqueue_on_commit("quality.update_items", lagging)
     return lagging

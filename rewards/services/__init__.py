@@ -19,6 +19,7 @@ from .epochs import epoch_advance, epoch_open, epoch_settle_now, settle_tick
 from .ledger import (
     rewards_account_completed,
     rewards_account_item,
+    rewards_account_items,
     rewards_resolve_all_pending,
     rewards_resolve_pending,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "outbox_process",
     "rewards_account_completed",
     "rewards_account_item",
+    "rewards_account_items",
     "rewards_resolve_all_pending",
     "rewards_resolve_pending",
     "settle_tick",

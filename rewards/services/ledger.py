@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.db import transaction
 
 from labeling import selectors as labeling_selectors
@@ -10,35 +12,41 @@ from quality import selectors as quality_selectors
 from ..models import RewardEntry, RewardStatus
 
 
-@transaction.atomic
 def rewards_account_item(*, item_id: int) -> int:
-    """Write a ledger entry for every decided annotation of an item; returns how many were new.
+    """`rewards_account_items` of one item."""
+    return rewards_account_items(item_ids=[item_id])
+
+
+@transaction.atomic
+def rewards_account_items(*, item_ids: Iterable[int]) -> int:
+    """Write a ledger entry for every decided annotation of the items; returns how many were new.
 
     Exactly once per annotation (unique annotation_id), so reruns and late labels are safe. The
-    quality engine decides each annotation (`quality.selectors.annotation_verdicts`): accepted
+    quality engine decides each annotation (`quality.selectors.annotations_verdicts`): accepted
     when it agrees with the consensus (or a gold item's known label) and its worker is in good
     standing; rejected when it disagrees or its worker is suspended; held PENDING while its worker
     is unproven (`rewards_resolve_pending` settles those later); not written while the item is open.
+    A fixed number of queries for any number of items (the quality engine sends its batches).
     """
-    item = labeling_selectors.item_get(item_id=item_id)
-    reward = item.campaign.reward_per_label or 0
+    ids = sorted(set(item_ids))
     already = set(
-        RewardEntry.objects.filter(item_id=item_id).values_list("annotation_id", flat=True)
+        RewardEntry.objects.filter(item_id__in=ids).values_list("annotation_id", flat=True)
     )
-    # Read once: (id, worker) of each annotation not yet accounted (a gold item is accounted on
-    # every label it gets); the verdicts get the ids as a list, not a queryset to run again.
+    # Read once: each annotation not yet accounted (a gold item is accounted on every label it
+    # gets); the verdicts get the ids as a list, not a queryset to run again.
     todo = list(
-        labeling_selectors.item_annotations(item_id=item_id)
+        labeling_selectors.items_annotations(item_ids=ids)
         .exclude(pk__in=already)
-        .values_list("pk", "worker_id")
+        .values_list("pk", "item_id", "worker_id")
     )
     if not todo:
         return 0
-    verdicts = quality_selectors.annotation_verdicts(
-        item_id=item_id, annotation_ids=[pk for pk, _ in todo]
+    items = labeling_selectors.items_with_campaign(item_ids={item_id for _, item_id, _ in todo})
+    verdicts = quality_selectors.annotations_verdicts(
+        item_ids=list(items), annotation_ids=[pk for pk, _, _ in todo]
     )
     entries = []
-    for annotation_id, worker_id in todo:
+    for annotation_id, item_id, worker_id in todo:
         accepted, reason = verdicts.get(annotation_id, (False, "item_open"))
         if reason == "item_open":
             continue
@@ -48,13 +56,14 @@ def rewards_account_item(*, item_id: int) -> int:
             status = RewardStatus.PENDING
         else:
             status = RewardStatus.REJECTED
+        campaign = items[item_id].campaign
         entries.append(
             RewardEntry(
                 worker_id=worker_id,
-                campaign_id=item.campaign_id,
+                campaign_id=campaign.pk,
                 item_id=item_id,
                 annotation_id=annotation_id,
-                amount=reward,
+                amount=campaign.reward_per_label or 0,
                 status=status,
                 reason=reason,
             )

@@ -23,7 +23,8 @@ from django.core.management.base import SystemCheckError
 from core import tasks
 from core.checks import check_task_names, registered_tasks, task_name_problems
 
-HELPERS = {"enqueue_on_commit", "enqueue_on_commit_or_log"}  # core.tasks: the name comes first
+# core.tasks and core.batches: the name comes first
+HELPERS = {"enqueue_on_commit", "enqueue_batched_on_commit_or_log"}
 CELERY_BY_NAME = {"send_task", "signature"}  # Celery's own, when called with a literal name
 
 
@@ -46,7 +47,7 @@ def test_a_made_up_name_fails_naming_who_enqueues_it() -> None:
         registered=registered_tasks(),
         enqueued={
             "quality.update_item": ("labeling.services.annotations",),
-            "quality.update_items": ("labeling.services.annotations", "quality.services.sweep"),
+            "quality.update_itemz": ("labeling.services.annotations", "quality.services.sweep"),
         },
         beat={},
         routes={},
@@ -54,7 +55,7 @@ def test_a_made_up_name_fails_naming_who_enqueues_it() -> None:
     assert isinstance(error, Error)
     assert error.id == "kyodo.E001"
     assert error.msg == (
-        "Task 'quality.update_items' is enqueued by name in labeling.services.annotations, "
+        "Task 'quality.update_itemz' is enqueued by name in labeling.services.annotations, "
         "quality.services.sweep, but no Celery task is registered under that name."
     )
 
@@ -165,11 +166,12 @@ def test_the_call_site_reader_finds_literals_and_constants(tmp_path: Path) -> No
     app = tmp_path / "shop"
     app.mkdir()
     (app / "services.py").write_text(
-        "from core.tasks import enqueue_on_commit, enqueue_on_commit_or_log\n"
+        "from core.batches import enqueue_batched_on_commit_or_log\n"
+        "from core.tasks import enqueue_on_commit\n"
         'SHIP = "shop.ship"\n'
         "def order(pk: int) -> None:\n"
         '    enqueue_on_commit("shop.bill", pk)\n'
-        "    enqueue_on_commit_or_log(SHIP, pk)\n"
+        "    enqueue_batched_on_commit_or_log(SHIP, pk)\n"
         '    current_app.send_task("shop.mail")\n'
         "    inspect.signature(order)\n"
     )

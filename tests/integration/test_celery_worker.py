@@ -75,7 +75,7 @@ def test_a_lost_update_message_is_sent_again_by_the_sweep(
     # The web process dies after each commit, before it publishes the update.
     lost: list[tuple[Any, ...]] = []
     monkeypatch.setattr(
-        "labeling.services.annotations.enqueue_on_commit_or_log", lambda *a: lost.append(a)
+        "labeling.services.annotations.enqueue_batched_on_commit_or_log", lambda *a: lost.append(a)
     )
     client = client_for(UserFactory.create())
     labeled = []
@@ -86,7 +86,7 @@ def test_a_lost_update_message_is_sent_again_by_the_sweep(
         )
         assert response.status_code == 201
         labeled.append(task["item_id"])
-    assert sorted(lost) == sorted(("quality.update_item", pk) for pk in labeled)
+    assert sorted(lost) == sorted(("quality.update_items", pk) for pk in labeled)
     assert not ItemConsensus.objects.filter(campaign_id=campaign.pk).exists()
 
     assert sorted(consensus_sweep_lagging()) == sorted(labeled)

@@ -343,7 +343,9 @@ def test_a_failure_after_the_commit_is_not_run_again(
     def failing_hook(task_name: str, *args: Any) -> None:
         transaction.on_commit(lambda: (_ for _ in ()).throw(ConnectionError("hook failed")))
 
-    monkeypatch.setattr("labeling.services.annotations.enqueue_on_commit_or_log", failing_hook)
+    monkeypatch.setattr(
+        "labeling.services.annotations.enqueue_batched_on_commit_or_log", failing_hook
+    )
     with pytest.raises(ConnectionError):
         call(lane, "POST", f"/api/items/{item_id}/annotations/", token=token, body=_label("cat"))
     assert spy.calls == 0

@@ -47,7 +47,7 @@ def test_it_closes_the_item_releases_its_leases_and_queues_the_reward(
     fresh = Campaign.objects.get(pk=campaign.pk)
     assert fresh.completed_count == 1
     assert fresh.labels_reserved == 0
-    assert sent == [("rewards.account_item", item.pk)]
+    assert sent == [("rewards.account_items", [item.pk])]
 
 
 def test_a_closed_item_stays_closed_and_its_reward_is_queued_again(
@@ -60,7 +60,7 @@ def test_a_closed_item_stays_closed_and_its_reward_is_queued_again(
     assert closing.item_close_and_queue_reward(item_id=item.pk)
     assert not closing.item_close_and_queue_reward(item_id=item.pk)
     assert Campaign.objects.get(pk=campaign.pk).completed_count == 1
-    assert sent == [("rewards.account_item", item.pk)] * 2
+    assert sent == [("rewards.account_items", [item.pk])] * 2
 
 
 def test_a_gold_label_queues_the_reward_without_closing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,4 +70,4 @@ def test_a_gold_label_queues_the_reward_without_closing(monkeypatch: pytest.Monk
     )
     closing.item_queue_reward(item_id=item.pk)
     assert Item.objects.get(pk=item.pk).status == ItemStatus.OPEN
-    assert sent == [("rewards.account_item", item.pk)]
+    assert sent == [("rewards.account_items", [item.pk])]

@@ -39,7 +39,9 @@ def test_lost_updates_are_sent_again_once(settings: Any, monkeypatch: pytest.Mon
     campaign = CampaignFactory.create(min_labels=1, max_labels=1)
     TextItemFactory.create_batch(4, campaign=campaign)
     first = _label_all(campaign, 2)  # their updates ran (eager): nothing to repair
-    monkeypatch.setattr("labeling.services.annotations.enqueue_on_commit_or_log", lambda *a: None)
+    monkeypatch.setattr(
+        "labeling.services.annotations.enqueue_batched_on_commit_or_log", lambda *a: None
+    )
     lost = _label_all(campaign, 2)  # their messages were lost
     assert not ItemConsensus.objects.filter(item_id__in=lost).exists()
 
@@ -57,7 +59,9 @@ def test_labels_inside_the_grace_period_wait(
     settings.KYODO_QUALITY_SWEEP_GRACE_SECONDS = 3600
     campaign = CampaignFactory.create(min_labels=1, max_labels=1)
     TextItemFactory.create(campaign=campaign)
-    monkeypatch.setattr("labeling.services.annotations.enqueue_on_commit_or_log", lambda *a: None)
+    monkeypatch.setattr(
+        "labeling.services.annotations.enqueue_batched_on_commit_or_log", lambda *a: None
+    )
     (item_id,) = _label_all(campaign, 1)
     assert consensus_sweep_lagging() == []
     assert not ItemConsensus.objects.filter(item_id=item_id).exists()
@@ -78,7 +82,7 @@ def test_a_broker_error_after_the_commit_still_answers_201(
     with monkeypatch.context() as patched:
         patched.setattr(Signature, "apply_async", broker_down)
         (item_id,) = _label_all(campaign, 1)  # asserts the 201
-    assert "could not publish quality.update_item" in caplog.text
+    assert "could not queue quality.update_items for" in caplog.text
     assert Annotation.objects.filter(item_id=item_id).count() == 1
     assert not ItemConsensus.objects.filter(item_id=item_id).exists()
     assert consensus_sweep_lagging() == [item_id]
