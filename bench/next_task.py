@@ -223,6 +223,7 @@ WORKERS = {
     "beat": ["beat"],
 }
 QUEUES = ("default", "quality", "refit", "ingest", "export", "chain")
+PENDING = "quality-pending-items"
 
 
 def start_workers(
@@ -283,6 +284,8 @@ def queue_depths(client: redis.Redis) -> dict[str, int]:
             for key in keys:
                 pipe.llen(key)
             depths[name] = sum(int(n) for n in pipe.execute())
+    # Items whose labels wait for the quality worker's next batch (core.batches).
+    depths[PENDING] = int(client.scard("kyodo:batch:quality.update_items:pending"))
     return depths
 
 
@@ -313,7 +316,8 @@ class QueueProbe(threading.Thread):
         if not window:
             return {}
         return {
-            name: {"max": max(d[name] for d in window), "end": window[-1][name]} for name in QUEUES
+            name: {"max": max(d[name] for d in window), "end": window[-1][name]}
+            for name in (*QUEUES, PENDING)
         }
 
 

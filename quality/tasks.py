@@ -7,10 +7,8 @@ from django.conf import settings
 from django.db import OperationalError
 
 from core.batches import BATCHES
-from labeling import selectors as labeling_selectors
 
 from . import services
-from .models import CampaignQuality
 
 
 @shared_task(
@@ -74,11 +72,8 @@ def sweep_lagging() -> int:
 
 @shared_task(name="quality.refit_due", time_limit=120)
 def refit_due() -> int:
-    """The beat: one refit task per campaign with enough new labels since its last refit."""
-    fitted = dict(CampaignQuality.objects.values_list("campaign_id", "labels_at_fit"))
-    due = 0
-    for campaign_id, labels in labeling_selectors.campaigns_with_labels():
-        if labels - fitted.get(campaign_id, 0) >= settings.KYODO_QUALITY_REFIT_MIN_NEW_LABELS:
-            refit_campaign.delay(campaign_id)
-            due += 1
-    return due
+    """The beat: one refit task per campaign due for one (services.campaigns_refit_due)."""
+    due = services.campaigns_refit_due()
+    for campaign_id in due:
+        refit_campaign.delay(campaign_id)
+    return len(due)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from core.tasks import enqueue_on_commit
 from labeling import selectors as labeling_selectors
@@ -40,6 +41,7 @@ from .params import (
     WorkerParams,
     campaign_params,
     ensure_campaign_quality,
+    refit_may_start,
     worker_params,
 )
 
@@ -471,10 +473,14 @@ def _maybe_request_refit(*, campaign_id: int, labels: int) -> None:
     """Ask for a full refit once the campaign has grown enough since the last one.
 
     The conditional UPDATE claims the request, so of many submissions crossing the mark at once
-    only one enqueues the refit; the refit then sets the real next mark.
+    only one enqueues the refit; the refit then sets the real next mark. While the last refit's
+    pause runs (params.refit_pause) nothing is claimed: the first batch after it asks, or the
+    beat does.
     """
-    claimed = CampaignQuality.objects.filter(
-        campaign_id=campaign_id, next_refit_at__lte=labels
-    ).update(next_refit_at=labels + 1_000_000)
+    claimed = (
+        CampaignQuality.objects.filter(campaign_id=campaign_id, next_refit_at__lte=labels)
+        .filter(refit_may_start(timezone.now()))
+        .update(next_refit_at=labels + 1_000_000)
+    )
     if claimed:
         enqueue_on_commit("quality.refit_campaign", campaign_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -131,6 +131,20 @@ def next_refit_at(labels: int) -> int:
     """After a refit at `labels` labels, the label count that asks for the next one."""
     grow = int(settings.KYODO_QUALITY_REFIT_GROWTH * labels)
     return labels + max(settings.KYODO_QUALITY_REFIT_MIN_NEW_LABELS, grow)
+
+
+def refit_pause(cpu_seconds: float) -> timedelta:
+    """How long after a refit that took `cpu_seconds` of CPU the next may be asked for: refits
+    then take at most KYODO_QUALITY_REFIT_CPU_SHARE of one process, however large the campaign
+    (a refit's cost grows with it; its frequency falls in step)."""
+    share = min(max(settings.KYODO_QUALITY_REFIT_CPU_SHARE, 0.01), 1.0)
+    return timedelta(seconds=cpu_seconds * (1.0 / share - 1.0))
+
+
+def refit_may_start(now: datetime) -> Q:
+    """The campaigns (CampaignQuality rows) whose refit pause is over: the one filter that the
+    per-label request and the beat both apply."""
+    return Q(refit_not_before__isnull=True) | Q(refit_not_before__lte=now)
 
 
 def campaign_claim(*, campaign_id: int, field: str, hold: timedelta) -> bool:

@@ -38,7 +38,13 @@ from ..models import (
 )
 from .boxes import campaign_refit_boxes
 from .campaign_data import CampaignArrays, load_campaign
-from .params import campaign_claim, fit_options, next_refit_at
+from .params import (
+    campaign_claim,
+    fit_options,
+    next_refit_at,
+    refit_may_start,
+    refit_pause,
+)
 from .refit_items import store_items
 from .workers import next_status
 
@@ -46,6 +52,23 @@ log = logging.getLogger(__name__)
 
 CLAIM = timedelta(minutes=30)  # longer than any refit; a crashed one frees the campaign after it
 BATCH = 1000
+
+
+def campaigns_refit_due() -> list[int]:
+    """Campaigns with KYODO_QUALITY_REFIT_MIN_NEW_LABELS new labels since their last refit whose
+    refit pause (params.refit_pause) is over: what the beat refits, as a net under the
+    per-label requests."""
+    quality = CampaignQuality.objects
+    fitted = dict(quality.values_list("campaign_id", "labels_at_fit"))
+    paused = set(
+        quality.exclude(refit_may_start(timezone.now())).values_list("campaign_id", flat=True)
+    )
+    return [
+        campaign_id
+        for campaign_id, labels in labeling_selectors.campaigns_with_labels()
+        if campaign_id not in paused
+        and labels - fitted.get(campaign_id, 0) >= settings.KYODO_QUALITY_REFIT_MIN_NEW_LABELS
+    ]
 
 
 def claim_refit(*, campaign_id: int) -> bool:
@@ -57,12 +80,16 @@ def campaign_refit(*, campaign_id: int) -> dict[str, Any] | None:
     campaign = labeling_selectors.campaign_get(campaign_id=campaign_id)
     if not claim_refit(campaign_id=campaign_id):
         return None
+    cpu = time.process_time()
     try:
         if campaign.task_type == TaskType.IMAGE_BBOX:
             return campaign_refit_boxes(campaign=campaign)
         return _refit_classes(campaign=campaign)
     finally:
-        CampaignQuality.objects.filter(campaign_id=campaign_id).update(refit_claimed_until=None)
+        pause = refit_pause(time.process_time() - cpu)
+        CampaignQuality.objects.filter(campaign_id=campaign_id).update(
+            refit_claimed_until=None, refit_not_before=timezone.now() + pause
+        )
 
 
 def _refit_classes(*, campaign: Campaign) -> dict[str, Any] | None:
