@@ -12,7 +12,7 @@ from django.db import transaction
 ENQUEUED_BY_NAME: dict[str, tuple[str, ...]] = {
     "datasets.build_export": ("datasets.services",),
     "labeling.run_import": ("labeling.services.imports",),
-    "quality.refit_campaign": ("quality.services.consensus", "quality.services.training"),
+    "quality.refit_campaign": ("quality.services.consensus",),
     "quality.train_model": ("quality.services.refit",),
     "quality.update_items": (
         "labeling.services.annotations",

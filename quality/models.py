@@ -102,9 +102,10 @@ class CampaignQuality(models.Model):
     labels_at_fit = models.PositiveIntegerField(default=0)
     # The campaign label count at which a submission asks for the next refit.
     next_refit_at = models.PositiveIntegerField(default=0)
-    # No refit is asked for before this: the last one's CPU time, stretched so that refits take
-    # at most KYODO_QUALITY_REFIT_CPU_SHARE of a process (quality.services.params.refit_pause).
-    refit_not_before = models.DateTimeField(null=True, blank=True)
+    # No refit or training is asked for before this: the last one's CPU time, stretched so that
+    # whole-campaign work takes at most KYODO_QUALITY_REFIT_CPU_SHARE of a process
+    # (quality.services.params.work_pause).
+    pause_until = models.DateTimeField(null=True, blank=True)
     # Confident items the next model training waits for, and the campaign's label count when the
     # last one was asked for: a training needs both more confident items and new labels
     # (quality.services.refit.training_due), so a refit that a training queued cannot queue

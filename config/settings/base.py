@@ -313,8 +313,8 @@ KYODO_QUALITY_MODEL_CAP_PERCENTILE = float(
 KYODO_QUALITY_REFIT_MIN_NEW_LABELS = env_int("KYODO_QUALITY_REFIT_MIN_NEW_LABELS", 50)
 KYODO_QUALITY_REFIT_GROWTH = float(os.environ.get("KYODO_QUALITY_REFIT_GROWTH", "0.1"))
 KYODO_QUALITY_REFIT_SECONDS = env_int("KYODO_QUALITY_REFIT_SECONDS", 300)
-# Refits take at most this share of one process's CPU: after a refit that took t seconds of CPU
-# the next waits t x (1 / share - 1) (quality.services.params.refit_pause).
+# Refits and trainings take at most this share of one process's CPU: after one that took t
+# seconds of CPU the next of either waits t x (1 / share - 1) (quality.services.params.work_pause).
 KYODO_QUALITY_REFIT_CPU_SHARE = float(os.environ.get("KYODO_QUALITY_REFIT_CPU_SHARE", "0.1"))
 KYODO_QUALITY_TRAIN_MIN_ITEMS = env_int("KYODO_QUALITY_TRAIN_MIN_ITEMS", 30)
 KYODO_QUALITY_TRAIN_MAX_ITEMS = env_int("KYODO_QUALITY_TRAIN_MAX_ITEMS", 20_000)

@@ -41,7 +41,7 @@ from .params import (
     WorkerParams,
     campaign_params,
     ensure_campaign_quality,
-    refit_may_start,
+    pause_over,
     worker_params,
 )
 
@@ -473,13 +473,13 @@ def _maybe_request_refit(*, campaign_id: int, labels: int) -> None:
     """Ask for a full refit once the campaign has grown enough since the last one.
 
     The conditional UPDATE claims the request, so of many submissions crossing the mark at once
-    only one enqueues the refit; the refit then sets the real next mark. While the last refit's
-    pause runs (params.refit_pause) nothing is claimed: the first batch after it asks, or the
+    only one enqueues the refit; the refit then sets the real next mark. While the campaign's
+    pause runs (params.work_pause) nothing is claimed: the first batch after it asks, or the
     beat does.
     """
     claimed = (
         CampaignQuality.objects.filter(campaign_id=campaign_id, next_refit_at__lte=labels)
-        .filter(refit_may_start(timezone.now()))
+        .filter(pause_over(timezone.now()))
         .update(next_refit_at=labels + 1_000_000)
     )
     if claimed:

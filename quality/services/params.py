@@ -133,18 +133,25 @@ def next_refit_at(labels: int) -> int:
     return labels + max(settings.KYODO_QUALITY_REFIT_MIN_NEW_LABELS, grow)
 
 
-def refit_pause(cpu_seconds: float) -> timedelta:
-    """How long after a refit that took `cpu_seconds` of CPU the next may be asked for: refits
-    then take at most KYODO_QUALITY_REFIT_CPU_SHARE of one process, however large the campaign
-    (a refit's cost grows with it; its frequency falls in step)."""
+def work_pause(cpu_seconds: float) -> timedelta:
+    """How long after a refit or training that took `cpu_seconds` of CPU the next of either may
+    be asked for: whole-campaign work then takes at most KYODO_QUALITY_REFIT_CPU_SHARE of one
+    process, however large the campaign (its cost grows with it; its frequency falls in step)."""
     share = min(max(settings.KYODO_QUALITY_REFIT_CPU_SHARE, 0.01), 1.0)
     return timedelta(seconds=cpu_seconds * (1.0 / share - 1.0))
 
 
-def refit_may_start(now: datetime) -> Q:
-    """The campaigns (CampaignQuality rows) whose refit pause is over: the one filter that the
-    per-label request and the beat both apply."""
-    return Q(refit_not_before__isnull=True) | Q(refit_not_before__lte=now)
+def pause_over(now: datetime) -> Q:
+    """The campaigns (CampaignQuality rows) whose pause is over: the one filter that the
+    per-label refit request, the beat and the training claim all apply."""
+    return Q(pause_until__isnull=True) | Q(pause_until__lte=now)
+
+
+def campaign_pause(*, campaign_id: int, cpu_seconds: float) -> None:
+    """Start the campaign's pause after a refit or training of `cpu_seconds` (work_pause)."""
+    CampaignQuality.objects.filter(campaign_id=campaign_id).update(
+        pause_until=timezone.now() + work_pause(cpu_seconds)
+    )
 
 
 def campaign_claim(*, campaign_id: int, field: str, hold: timedelta) -> bool:

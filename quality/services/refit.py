@@ -40,10 +40,10 @@ from .boxes import campaign_refit_boxes
 from .campaign_data import CampaignArrays, load_campaign
 from .params import (
     campaign_claim,
+    campaign_pause,
     fit_options,
     next_refit_at,
-    refit_may_start,
-    refit_pause,
+    pause_over,
 )
 from .refit_items import store_items
 from .workers import next_status
@@ -55,20 +55,23 @@ BATCH = 1000
 
 
 def campaigns_refit_due() -> list[int]:
-    """Campaigns with KYODO_QUALITY_REFIT_MIN_NEW_LABELS new labels since their last refit whose
-    refit pause (params.refit_pause) is over: what the beat refits, as a net under the
-    per-label requests."""
+    """Campaigns whose pause (params.work_pause) is over and that have either
+    KYODO_QUALITY_REFIT_MIN_NEW_LABELS new labels since their last refit or reached their next
+    refit mark (a new model sets it to 0): what the beat refits, as a net under the per-label
+    requests."""
     quality = CampaignQuality.objects
-    fitted = dict(quality.values_list("campaign_id", "labels_at_fit"))
-    paused = set(
-        quality.exclude(refit_may_start(timezone.now())).values_list("campaign_id", flat=True)
-    )
-    return [
-        campaign_id
-        for campaign_id, labels in labeling_selectors.campaigns_with_labels()
-        if campaign_id not in paused
-        and labels - fitted.get(campaign_id, 0) >= settings.KYODO_QUALITY_REFIT_MIN_NEW_LABELS
-    ]
+    marks = {
+        c: (fit, mark)
+        for c, fit, mark in quality.values_list("campaign_id", "labels_at_fit", "next_refit_at")
+    }
+    paused = set(quality.exclude(pause_over(timezone.now())).values_list("campaign_id", flat=True))
+    due = []
+    for campaign_id, labels in labeling_selectors.campaigns_with_labels():
+        fitted, mark = marks.get(campaign_id, (0, labels + 1))
+        grown = labels - fitted >= settings.KYODO_QUALITY_REFIT_MIN_NEW_LABELS
+        if campaign_id not in paused and (grown or labels >= mark):
+            due.append(campaign_id)
+    return due
 
 
 def claim_refit(*, campaign_id: int) -> bool:
@@ -86,10 +89,8 @@ def campaign_refit(*, campaign_id: int) -> dict[str, Any] | None:
             return campaign_refit_boxes(campaign=campaign)
         return _refit_classes(campaign=campaign)
     finally:
-        pause = refit_pause(time.process_time() - cpu)
-        CampaignQuality.objects.filter(campaign_id=campaign_id).update(
-            refit_claimed_until=None, refit_not_before=timezone.now() + pause
-        )
+        CampaignQuality.objects.filter(campaign_id=campaign_id).update(refit_claimed_until=None)
+        campaign_pause(campaign_id=campaign_id, cpu_seconds=time.process_time() - cpu)
 
 
 def _refit_classes(*, campaign: Campaign) -> dict[str, Any] | None:
@@ -240,13 +241,18 @@ def training_due(*, campaign_id: int, confident: int, labels: int) -> bool:
     last training set (half as many again as then) and labels have come in since it. The claim
     sets the next bar in the same UPDATE, so two refits never both queue one.
 
-    Only new labels can make a training due. A training queues a refit (its model is one more
-    annotator), and that refit, seeing no new labels, queues no training: the two never feed each
-    other (they once did, for 20 minutes after the last label: the bar was set from the training
-    set, which is capped, so it stayed below the confident count forever).
+    Nor while the campaign's pause runs (params.work_pause): trainings share the refits' bound
+    on CPU. Only new labels can make a training due. A training asks for a refit (its model is
+    one more annotator), and that refit, seeing no new labels, queues no training: the two never
+    feed each other (they once did, for 20 minutes after the last label: the bar was set from the
+    training set, which is capped, so it stayed below the confident count forever).
     """
     bar = max(settings.KYODO_QUALITY_TRAIN_MIN_ITEMS, math.ceil(1.5 * confident))
-    claimed = CampaignQuality.objects.filter(
-        campaign_id=campaign_id, next_train_at__lte=confident, labels_at_train__lt=labels
-    ).update(next_train_at=bar, labels_at_train=labels)
+    claimed = (
+        CampaignQuality.objects.filter(
+            campaign_id=campaign_id, next_train_at__lte=confident, labels_at_train__lt=labels
+        )
+        .filter(pause_over(timezone.now()))
+        .update(next_train_at=bar, labels_at_train=labels)
+    )
     return bool(claimed)

@@ -10,6 +10,7 @@ previous version's, and a refit is queued so the new model joins the aggregation
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +19,6 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from core.tasks import enqueue_on_commit
 from labeling import selectors as labeling_selectors
 from labeling.models import Campaign, ItemStatus, TaskType
 from quality.ml.features import FEATURES_VERSION, image_features
@@ -32,7 +32,7 @@ from ..models import (
     ItemPrediction,
     ModelVersion,
 )
-from .params import campaign_claim
+from .params import campaign_claim, campaign_pause
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +151,12 @@ def model_train(*, campaign_id: int) -> ModelVersion | None:
     kind = model_kind(campaign)
     if kind is None or not claim_training(campaign_id=campaign_id):
         return None
+    cpu = time.process_time()
     try:
         return _train(campaign=campaign, kind=kind)
     finally:
         CampaignQuality.objects.filter(campaign_id=campaign_id).update(train_claimed_until=None)
+        campaign_pause(campaign_id=campaign_id, cpu_seconds=time.process_time() - cpu)
 
 
 def _train(*, campaign: Campaign, kind: str) -> ModelVersion | None:
@@ -222,9 +224,11 @@ def _store(
             update_fields=["campaign_id", "version", "label", "probability"],
         )
     ItemPrediction.objects.filter(campaign_id=campaign.pk, version__lt=version.version).delete()
-    # The model is one more annotator: a refit takes it in. (When the next training is due is
-    # the refit's to say, from new evidence only: refit.training_due.)
-    enqueue_on_commit("quality.refit_campaign", campaign.pk)
+    # The model is one more annotator: a refit takes it in, asked for like one for new labels
+    # (the mark at 0: the first batch after the pause asks, or the beat), so that the refit too
+    # waits for the pause. When the next training is due is the refit's to say, from new
+    # evidence only: refit.training_due.
+    CampaignQuality.objects.filter(campaign_id=campaign.pk).update(next_refit_at=0)
     log.info(
         "model v%s of campaign %s: %s items, out-of-fold accuracy %.3f",
         version.version,

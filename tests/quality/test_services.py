@@ -16,7 +16,7 @@ from core.errors import PermissionDenied
 from labeling.models import Campaign, Item, ItemStatus
 from quality import selectors, services
 from quality.models import CampaignQuality, ItemConsensus, WorkerSkill, WorkerStatus
-from quality.services.params import ensure_campaign_quality, refit_pause
+from quality.services.params import ensure_campaign_quality, work_pause
 from quality.tasks import refit_due
 from tests.labeling.factories import set_label_count
 
@@ -256,30 +256,30 @@ def test_submissions_ask_for_a_refit_once_enough_labels_arrived(settings) -> Non
     assert row.next_refit_at > 8  # claimed: later submissions do not ask again
 
 
-def test_the_beat_refits_campaigns_with_new_labels_once_the_refit_pause_is_over(
+def test_the_beat_refits_campaigns_with_new_labels_once_the_work_pause_is_over(
     refitted: tuple, settings
 ) -> None:
     campaign, *_ = refitted
     assert refit_due() == 0  # nothing new since the refit
     set_label_count(campaign, 1000 + 50)
     row = CampaignQuality.objects.get(campaign_id=campaign.pk)
-    assert row.refit_not_before is not None
-    assert row.refit_not_before > timezone.now()
+    assert row.pause_until is not None
+    assert row.pause_until > timezone.now()
     assert refit_due() == 0  # the refit's pause (9 x its CPU time) still runs
-    CampaignQuality.objects.filter(pk=row.pk).update(refit_not_before=timezone.now())
+    CampaignQuality.objects.filter(pk=row.pk).update(pause_until=timezone.now())
     assert refit_due() == 1
 
 
-def test_a_refit_pause_bounds_refits_to_their_cpu_share(settings) -> None:
+def test_a_work_pause_bounds_refits_to_their_cpu_share(settings) -> None:
     settings.KYODO_QUALITY_REFIT_CPU_SHARE = 0.1
-    assert refit_pause(2.0).total_seconds() == pytest.approx(18.0)
+    assert work_pause(2.0).total_seconds() == pytest.approx(18.0)
     settings.KYODO_QUALITY_REFIT_CPU_SHARE = 0.5
-    assert refit_pause(2.0).total_seconds() == pytest.approx(2.0)
+    assert work_pause(2.0).total_seconds() == pytest.approx(2.0)
     settings.KYODO_QUALITY_REFIT_CPU_SHARE = 1.0
-    assert refit_pause(2.0).total_seconds() == 0.0
+    assert work_pause(2.0).total_seconds() == 0.0
 
 
-def test_labels_during_the_refit_pause_ask_for_no_refit_until_it_ends(
+def test_labels_during_the_work_pause_ask_for_no_refit_until_it_ends(
     settings, django_capture_on_commit_callbacks: Any
 ) -> None:
     settings.KYODO_QUALITY_REFIT_MIN_NEW_LABELS = 2
@@ -288,7 +288,7 @@ def test_labels_during_the_refit_pause_ask_for_no_refit_until_it_ends(
     ensure_campaign_quality(campaign_id=items[0].campaign_id)
     row = CampaignQuality.objects.get(campaign_id=items[0].campaign_id)
     CampaignQuality.objects.filter(pk=row.pk).update(
-        refit_not_before=timezone.now() + timedelta(hours=1)
+        pause_until=timezone.now() + timedelta(hours=1)
     )
     for item in items[:2]:
         answer(item, crowd[0], "yes")
@@ -296,7 +296,7 @@ def test_labels_during_the_refit_pause_ask_for_no_refit_until_it_ends(
     with django_capture_on_commit_callbacks() as paused:
         services.items_consensus_update(item_ids=[i.pk for i in items[:2]])
     assert len(paused) == 0  # no refit message: the pause runs
-    CampaignQuality.objects.filter(pk=row.pk).update(refit_not_before=timezone.now())
+    CampaignQuality.objects.filter(pk=row.pk).update(pause_until=timezone.now())
     answer(items[2], crowd[0], "yes")
     set_label_count(campaign, 3)
     with django_capture_on_commit_callbacks() as resumed:

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddField(
             model_name="campaignquality",
-            name="refit_not_before",
+            name="pause_until",
             field=models.DateTimeField(blank=True, null=True),
         ),
     ]
