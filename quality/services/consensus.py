@@ -39,9 +39,9 @@ from .closing import items_close_and_queue_reward, items_queue_reward
 from .params import (
     CampaignParams,
     WorkerParams,
+    campaign_idle,
     campaign_params,
     ensure_campaign_quality,
-    pause_over,
     worker_params,
 )
 
@@ -479,7 +479,7 @@ def _maybe_request_refit(*, campaign_id: int, labels: int) -> None:
     """
     claimed = (
         CampaignQuality.objects.filter(campaign_id=campaign_id, next_refit_at__lte=labels)
-        .filter(pause_over(timezone.now()))
+        .filter(campaign_idle(timezone.now()))
         .update(next_refit_at=labels + 1_000_000)
     )
     if claimed:

@@ -142,9 +142,17 @@ def work_pause(cpu_seconds: float) -> timedelta:
 
 
 def pause_over(now: datetime) -> Q:
-    """The campaigns (CampaignQuality rows) whose pause is over: the one filter that the
-    per-label refit request, the beat and the training claim all apply."""
+    """The campaigns (CampaignQuality rows) whose pause is over: what a training claim asks (from
+    inside the refit that requests it); a refit request asks `campaign_idle`."""
     return Q(pause_until__isnull=True) | Q(pause_until__lte=now)
+
+
+def campaign_idle(now: datetime) -> Q:
+    """The campaigns whose pause is over and that run no refit or training now: those a refit
+    may be asked for (a request made while one runs would queue behind it and start the moment
+    it ends, outside the pause that run is about to set)."""
+    running = Q(refit_claimed_until__gte=now) | Q(train_claimed_until__gte=now)
+    return pause_over(now) & ~running
 
 
 def campaign_pause(*, campaign_id: int, cpu_seconds: float) -> None:

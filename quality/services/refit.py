@@ -40,6 +40,7 @@ from .boxes import campaign_refit_boxes
 from .campaign_data import CampaignArrays, load_campaign
 from .params import (
     campaign_claim,
+    campaign_idle,
     campaign_pause,
     fit_options,
     next_refit_at,
@@ -64,7 +65,8 @@ def campaigns_refit_due() -> list[int]:
         c: (fit, mark)
         for c, fit, mark in quality.values_list("campaign_id", "labels_at_fit", "next_refit_at")
     }
-    paused = set(quality.exclude(pause_over(timezone.now())).values_list("campaign_id", flat=True))
+    idle = quality.filter(campaign_idle(timezone.now()))
+    paused = set(quality.exclude(pk__in=idle.values("pk")).values_list("campaign_id", flat=True))
     due = []
     for campaign_id, labels in labeling_selectors.campaigns_with_labels():
         fitted, mark = marks.get(campaign_id, (0, labels + 1))

@@ -296,9 +296,18 @@ def test_labels_during_the_work_pause_ask_for_no_refit_until_it_ends(
     with django_capture_on_commit_callbacks() as paused:
         services.items_consensus_update(item_ids=[i.pk for i in items[:2]])
     assert len(paused) == 0  # no refit message: the pause runs
-    CampaignQuality.objects.filter(pk=row.pk).update(pause_until=timezone.now())
+    # Nor while a training runs: the refit would start the moment it ends, outside its pause.
+    CampaignQuality.objects.filter(pk=row.pk).update(
+        pause_until=timezone.now(), train_claimed_until=timezone.now() + timedelta(minutes=5)
+    )
     answer(items[2], crowd[0], "yes")
     set_label_count(campaign, 3)
+    with django_capture_on_commit_callbacks() as training:
+        services.items_consensus_update(item_ids=[items[2].pk])
+    assert len(training) == 0
+    assert services.campaigns_refit_due() == []
+    CampaignQuality.objects.filter(pk=row.pk).update(train_claimed_until=None)
+    assert services.campaigns_refit_due() == [campaign.pk]
     with django_capture_on_commit_callbacks() as resumed:
         services.items_consensus_update(item_ids=[items[2].pk])
     assert len(resumed) == 1  # the refit is asked for
