@@ -32,6 +32,7 @@ from storage.cid import (
     cid_bytes,
     cid_encode,
     cid_from_bytes,
+    cid_of_raw_block,
     varint_decode,
     varint_encode,
 )
@@ -279,6 +280,8 @@ def decode_unixfs(data: bytes | memoryview) -> UnixFsData:
 
 def cid_of_bytes(data: Buffer) -> str:
     """The CID ``ipfs add --cid-version 1 --raw-leaves`` gives these bytes."""
+    if memoryview(data).nbytes <= CHUNK_SIZE:
+        return cid_of_raw_block(data)  # one chunk: the file is its raw leaf
     importer = Importer()
     importer.write(data)
     return importer.finish().cid

@@ -13,12 +13,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from storage.cid import (
+    CANONICAL_CID,
     DAG_PB,
     RAW,
     InvalidCid,
     block_matches,
+    cid_bytes,
     cid_decode,
     cid_encode,
+    cid_of_raw_block,
     cid_to_bytes,
     is_cid,
     varint_decode,
@@ -126,6 +129,64 @@ def test_is_cid_and_block_matches() -> None:
     assert not block_matches(HELLO_CID, HELLO + b"!")
 
 
+@settings(max_examples=300)
+@given(digest=st.binary(min_size=32, max_size=32), codec=st.sampled_from([RAW, DAG_PB]))
+def test_cid_encode_is_rfc4648_base32(digest: bytes, codec: int) -> None:
+    # cid_encode has its own base32 (ten bits at a time); the standard library's is the reference.
+    import base64
+
+    reference = "b" + base64.b32encode(cid_bytes(codec, digest)).decode().lower().rstrip("=")
+    assert cid_encode(codec, digest) == reference
+    assert cid_decode(reference) == (codec, digest)
+
+
+def test_cid_of_raw_block_is_the_one_chunk_file_cid() -> None:
+    assert cid_of_raw_block(HELLO) == HELLO_CID
+    assert cid_of_raw_block(b"") == EMPTY_CID
+    assert cid_of_raw_block(memoryview(bytearray(HELLO))) == HELLO_CID
+    assert cid_of_raw_block(HELLO) == cid_encode(RAW, hashlib.sha256(HELLO).digest())
+
+
+@settings(max_examples=300)
+@given(digest=st.binary(min_size=32, max_size=32), codec=st.sampled_from([RAW, DAG_PB]))
+def test_canonical_cid_pattern_accepts_every_cid(digest: bytes, codec: int) -> None:
+    assert CANONICAL_CID.fullmatch(cid_encode(codec, digest))
+
+
+_B32_CHARS = "abcdefghijklmnopqrstuvwxyz234567"
+
+
+@settings(max_examples=500)
+@given(
+    digest=st.binary(min_size=32, max_size=32),
+    codec=st.sampled_from([RAW, DAG_PB]),
+    position=st.integers(min_value=0, max_value=58),
+    char=st.sampled_from(_B32_CHARS + "AZ019=b-/."),
+    edit=st.sampled_from(["replace", "insert", "delete"]),
+)
+def test_canonical_cid_pattern_agrees_with_cid_decode(
+    digest: bytes, codec: int, position: int, char: str, edit: str
+) -> None:
+    # Edits of a valid CID (another codec or hash prefix, padding bits set in the last
+    # character, a wrong length, a character outside the alphabet): the pattern accepts exactly
+    # what cid_decode accepts, so bulk checks (pins, block names) can use it instead.
+    cid = cid_encode(codec, digest)
+    if edit == "replace":
+        mutated = cid[:position] + char + cid[position + 1 :]
+    elif edit == "insert":
+        mutated = cid[:position] + char + cid[position:]
+    else:
+        mutated = cid[:position] + cid[position + 1 :]
+    assert bool(CANONICAL_CID.fullmatch(mutated)) == is_cid(mutated)
+
+
+def test_canonical_cid_pattern_rejects_what_cid_decode_rejects() -> None:
+    last_with_padding_bits = HELLO_CID[:-1] + "n"  # 'm' + 1: a padding bit set
+    for value in (HELLO_CID.upper(), "Qm" + HELLO_CID[2:], last_with_padding_bits, HELLO_CID + "a"):
+        assert not is_cid(value)
+        assert not CANONICAL_CID.fullmatch(value)
+
+
 @pytest.mark.parametrize("value", [0, 1, 127, 128, 300, 16383, 16384, 2**63 - 1])
 def test_varint_round_trip(value: int) -> None:
     encoded = varint_encode(value)
@@ -173,6 +234,16 @@ def test_one_chunk_exactly_is_a_raw_leaf() -> None:
     data = b"\x07" * CHUNK_SIZE
     assert cid_of_bytes(data).startswith("bafkrei")
     assert cid_of_bytes(data + b"\x07").startswith("bafybei")
+
+
+@pytest.mark.parametrize("size", [0, 1, 27, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1])
+def test_cid_of_bytes_shortcut_for_one_chunk_matches_the_importer(size: int) -> None:
+    # cid_of_bytes hashes a blob of at most one chunk directly; the importer is the reference.
+    data = (bytes(range(251)) * (size // 251 + 1))[:size]
+    importer = Importer()
+    importer.write(data)
+    assert cid_of_bytes(data) == importer.finish().cid
+    assert cid_of_bytes(memoryview(bytearray(data))) == importer.finish().cid
 
 
 def test_writable_buffers_are_copied_not_aliased() -> None:
