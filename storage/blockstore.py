@@ -18,14 +18,19 @@ import ctypes
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import cast
 
-from storage.cid import cid_decode
+from storage.cid import CANONICAL_CID, InvalidCid, cid_decode
 
 _TMP_PREFIX = ".tmp-"
 _FILE_MODE = 0o644
+# O_TRUNC: a temporary file of this name can only be a dead run's leftover (the name carries the
+# PID and thread), so it is overwritten; O_NOFOLLOW: never write through a link planted there.
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+Buffer = bytes | bytearray | memoryview
 
 
 class MissingBlock(KeyError):
@@ -40,6 +45,8 @@ class FlatFsBlockstore:
         # Inside `group_sync()` this thread's writes skip their own fsyncs; one sync of the whole
         # file system at the end makes them durable together (a group commit).
         self._local = threading.local()
+        # Shard directories known to exist (put_many makes each once per process).
+        self._folders: set[str] = set()
 
     @contextlib.contextmanager
     def group_sync(self) -> Iterator[None]:
@@ -105,6 +112,42 @@ class FlatFsBlockstore:
             _fsync_dir(path.parent)
         return True
 
+    def put_many(self, blocks: Iterable[tuple[str, Buffer]]) -> int:
+        """:meth:`put` for many blocks; returns how many were new (the rest were there already).
+
+        Same guarantees as ``put`` (a temporary file renamed into place, idempotent, durable on
+        return or at the end of ``group_sync``), at about half its cost per block, which is what
+        an import of many small texts spends most on: no ``mkstemp`` (the temporary name is this
+        thread's and the CID's, so it cannot clash with another writer's), each shard directory
+        made once, and outside ``group_sync`` each directory synced once for the lot. CIDs are
+        checked against :data:`CANONICAL_CID` (they become file names), not decoded.
+        """
+        fsync: bool | None = None  # asked at the first new block: group_sync then has a write
+        tag = f"{_TMP_PREFIX}{os.getpid()}-{threading.get_ident()}-"
+        root = str(self.root)
+        touched: set[str] = set()
+        new = 0
+        for cid, data in blocks:
+            if not CANONICAL_CID.fullmatch(cid):
+                cid_decode(cid)  # raises InvalidCid with the reason
+                raise InvalidCid(f"{cid!r}: not a canonical CID")
+            folder = f"{root}/{cid[-2:]}"
+            path = f"{folder}/{cid}"
+            if os.path.exists(path):
+                continue
+            if folder not in self._folders:
+                os.makedirs(folder, exist_ok=True)
+                self._folders.add(folder)
+            if fsync is None:
+                fsync = self._must_fsync()
+            _write_new(f"{folder}/{tag}{cid}", path, data, fsync=fsync)
+            touched.add(folder)
+            new += 1
+        if fsync:
+            for folder in touched:
+                _fsync_dir(Path(folder))
+        return new
+
     def delete(self, cid: str) -> None:
         """Remove a block; a missing block is not an error (deletes are idempotent)."""
         with contextlib.suppress(FileNotFoundError):
@@ -120,6 +163,32 @@ class FlatFsBlockstore:
             for entry in shard.iterdir():
                 if not entry.name.startswith(".") and entry.name.endswith(shard.name):
                     yield entry.name
+
+
+def _write_new(tmp: str, path: str, data: Buffer, *, fsync: bool) -> None:
+    """Write ``data`` to ``tmp`` and rename it to ``path``; no file is left behind on failure."""
+    try:
+        fd = os.open(tmp, _WRITE_FLAGS, _FILE_MODE)
+    except FileNotFoundError:
+        # The shard directory went away under us (a cleanup): make it again, once.
+        os.makedirs(os.path.dirname(tmp), exist_ok=True)
+        fd = os.open(tmp, _WRITE_FLAGS, _FILE_MODE)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fchmod(fd, _FILE_MODE)  # as put: whatever the umask, readers of the store can read
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        # A concurrent writer of the same CID may win the rename: same bytes either way.
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def _fsync_dir(path: Path) -> None:

@@ -23,8 +23,9 @@ import logging
 import threading
 import time
 import urllib.parse
+import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -35,7 +36,7 @@ from ipfshttpclient import multipart
 from storage.blockstore import FlatFsBlockstore, MissingBlock
 from storage.cid import block_matches, cid_decode
 from storage.stores import BlobNotFound, DagStore, StorageError, StoredBlob
-from storage.unixfs import CHUNK_SIZE, Buffer, Importer
+from storage.unixfs import CHUNK_SIZE, Buffer, Importer, cid_of_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ ADD_OPTIONS: dict[str, str] = {
 }
 # What the multipart encoder hands the HTTP layer at a time; the node re-chunks anyway.
 UPLOAD_PIECE = 1 << 20
+# One `add` of many files (IpfsStore.put_many) carries at most this many files and bytes.
+ADD_MANY_FILES = 1000
+ADD_MANY_BYTES = 16 << 20
 
 T = TypeVar("T")
 
@@ -243,6 +247,43 @@ class IpfsClient:
             raise IpfsRequestFailed("add", f"expected one added file, got {result!r:.200}")
         return str(roots[0]["Hash"])
 
+    def add_many(self, blobs: Sequence[bytes], *, pin: bool) -> list[str]:
+        """Add ``blobs`` as separate files in one request; their root CIDs, in order.
+
+        The body is built in memory (the caller bounds it: ``ADD_MANY_BYTES``), so unlike
+        :meth:`add` it can be sent again, and a refused connection is retried.
+        """
+        if not blobs:
+            return []
+        boundary = uuid.uuid4().hex
+        parts: list[bytes] = []
+        for index, data in enumerate(blobs):
+            parts += [
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+                f'filename="{index}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode(),
+                data,
+                b"\r\n",
+            ]
+        parts.append(f"--{boundary}--\r\n".encode())
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        opts = {**ADD_OPTIONS, "pin": "true" if pin else "false", "progress": "false"}
+        result = self._call(
+            "add",
+            self._request("/add", opts=opts, data=b"".join(parts), headers=headers, decoder="json"),
+        )
+        added = [item for item in result if "Hash" in item]
+        if len(added) != len(blobs):
+            raise IpfsRequestFailed(
+                "add", f"sent {len(blobs)} files, {len(added)} added: {result!r:.200}"
+            )
+        names = [str(item.get("Name", "")) for item in added]
+        if sorted(names) == sorted(str(index) for index in range(len(blobs))):
+            # Kubo names each file as sent: match by name.
+            by_name = dict(zip(names, (str(item["Hash"]) for item in added), strict=True))
+            return [by_name[str(index)] for index in range(len(blobs))]
+        # js-ipfs names them by their CID, in the order sent (IpfsStore checks each CID anyway).
+        return [str(item["Hash"]) for item in added]
+
     def block_get(self, cid: str, *, timeout: float | None = None) -> bytes:
         """Block ``cid``; :class:`BlobNotFound` if the node cannot produce it within ``timeout``."""
         try:
@@ -405,6 +446,32 @@ class IpfsStore(DagStore):
             if cid != expected:
                 raise CidMismatch(cid, expected)
         return StoredBlob(cid=cid, size=size)
+
+    def put_many(self, blobs: Sequence[Buffer]) -> list[StoredBlob]:
+        """Blobs in as few ``add`` requests as the bounds allow (one per ``ADD_MANY_FILES`` files or
+        ``ADD_MANY_BYTES`` bytes), not one each; every CID the node reports is checked against
+        ours, computed here."""
+        stored: list[StoredBlob] = []
+        group: list[bytes] = []
+        size = 0
+        for piece in blobs:
+            data = piece if isinstance(piece, bytes) else bytes(piece)
+            if group and (len(group) == ADD_MANY_FILES or size + len(data) > ADD_MANY_BYTES):
+                stored += self._add_group(group)
+                group, size = [], 0
+            group.append(data)
+            size += len(data)
+        stored += self._add_group(group)
+        return stored
+
+    def _add_group(self, group: list[bytes]) -> list[StoredBlob]:
+        cids = self.client.add_many(group, pin=self.pin_on_add)
+        if self.verify_put:
+            for cid, data in zip(cids, group, strict=True):
+                expected = cid_of_bytes(data)
+                if cid != expected:
+                    raise CidMismatch(cid, expected)
+        return [StoredBlob(cid=cid, size=len(data)) for cid, data in zip(cids, group, strict=True)]
 
     def pin(self, cid: str) -> None:
         cid_decode(cid)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from storage import ipfs
 from storage.cid import block_matches, cid_for_block
 from storage.ipfs import (
     ADD_OPTIONS,
@@ -143,6 +144,31 @@ def test_get_store_selects_the_node(settings: Any, ipfs_node: IpfsNode) -> None:
     assert store.read_bytes(HELLO_CID) == HELLO
 
 
+@pytest.mark.services
+def test_put_many_same_cids_as_local_store_in_few_requests(
+    ipfs_store: IpfsStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ipfs, "ADD_MANY_FILES", 4)
+    requests: list[int] = []
+    real_add_many = ipfs_store.client.add_many
+
+    def counting(blobs: Any, *, pin: bool) -> list[str]:
+        requests.append(len(blobs))
+        return real_add_many(blobs, pin=pin)
+
+    monkeypatch.setattr(ipfs_store.client, "add_many", counting)
+    blobs = [b"text %d " % i + os.urandom(8) for i in range(9)]
+    blobs += [b"", HELLO, next(sized(CHUNK_SIZE + 1)), HELLO]  # empty, a DAG, a repeat
+    stored = ipfs_store.put_many(blobs)
+    local = LocalStore(tmp_path / "local", fsync=False).put_many(blobs)
+    assert stored == local
+    assert requests == [4, 4, 4, 1]  # one add per group of files, not one per blob
+    for blob, one in zip(blobs, stored, strict=True):
+        assert ipfs_store.read_bytes(one.cid) == blob
+    assert {b.cid for b in stored} <= ipfs_store.client.pin_ls([b.cid for b in stored])
+    assert ipfs_store.put_many([]) == []
+
+
 # -- verified reads ----------------------------------------------------------------------------
 
 
@@ -224,6 +250,36 @@ class LyingAddClient(IpfsClient):
         for _ in chunks:
             pass
         return HELLO_CID
+
+
+class LyingAddManyClient(IpfsClient):
+    def add_many(self, blobs: Any, *, pin: bool) -> list[str]:
+        return [HELLO_CID for _ in blobs]
+
+
+def test_put_many_rejects_a_cid_the_bytes_do_not_have() -> None:
+    store = IpfsStore("http://127.0.0.1:1", client=LyingAddManyClient("http://127.0.0.1:1"))
+    assert store.put_many([HELLO])[0].cid == HELLO_CID
+    with pytest.raises(CidMismatch) as excinfo:
+        store.put_many([HELLO, b"other bytes"])
+    assert excinfo.value.expected == cid_of_bytes(b"other bytes")
+
+
+def test_put_many_splits_by_bytes_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Recording(IpfsClient):
+        groups: list[list[bytes]] = []
+
+        def add_many(self, blobs: Any, *, pin: bool) -> list[str]:
+            self.groups.append(list(blobs))
+            return [cid_of_bytes(b) for b in blobs]
+
+    monkeypatch.setattr(ipfs, "ADD_MANY_BYTES", 10)
+    client = Recording("http://127.0.0.1:1")
+    store = IpfsStore("http://127.0.0.1:1", client=client)
+    blobs = [b"12345", b"6789", b"abc", b"0123456789abc", b"d"]
+    assert [b.size for b in store.put_many(blobs)] == [5, 4, 3, 13, 1]
+    # Never over the bound, unless one blob alone is: it goes by itself.
+    assert client.groups == [[b"12345", b"6789"], [b"abc"], [b"0123456789abc"], [b"d"]]
 
 
 def test_put_rejects_a_cid_the_bytes_do_not_have() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -369,3 +370,142 @@ def test_group_sync_really_syncs(tmp_path: Path) -> None:
     with store.group_sync():
         blob = store.put_bytes(b"x" * 1000)
     assert store.read_bytes(blob.cid) == b"x" * 1000
+
+
+# --- many blobs at once (imports: issue 22) -----------------------------------------------------
+
+
+def test_put_many_gives_what_put_bytes_gives(tmp_path: Path, random_5_chunks: bytes) -> None:
+    blobs: list[bytes | bytearray | memoryview] = [
+        b"first",
+        b"",
+        bytearray(b"a bytearray"),
+        memoryview(b"x" * CHUNK_SIZE),  # exactly one chunk: still its own raw block
+        random_5_chunks,  # a DAG: through the importer
+        b"first",  # the same bytes twice in one call
+    ]
+    many = LocalStore(tmp_path / "many", fsync=False).put_many(blobs)
+    one_by_one = LocalStore(tmp_path / "one", fsync=False)
+    assert many == [one_by_one.put_bytes(blob) for blob in blobs]
+    store = LocalStore(tmp_path / "many")
+    for blob, stored in zip(blobs, many, strict=True):
+        assert store.read_bytes(stored.cid) == bytes(blob)
+    # Same files, same layout: a block store that was written either way reads the same.
+    assert sorted(FlatFsBlockstore(tmp_path / "many")) == sorted(FlatFsBlockstore(tmp_path / "one"))
+    assert store.put_many([]) == []
+
+
+def test_dag_store_put_many_defaults_to_put_bytes() -> None:
+    class Recording(DagStore):
+        def __init__(self) -> None:
+            self.puts: list[bytes] = []
+
+        def get_block(self, cid: str) -> bytes:
+            raise BlobNotFound(cid)
+
+        def has(self, cid: str) -> bool:
+            return False
+
+        def put_stream(self, chunks: Iterable[bytes | bytearray | memoryview]) -> StoredBlob:
+            data = b"".join(bytes(c) for c in chunks)
+            self.puts.append(data)
+            return StoredBlob(cid=cid_of_bytes(data), size=len(data))
+
+    store = Recording()
+    assert isinstance(store, ContentStore)
+    assert [b.cid for b in store.put_many([b"a", b"b"])] == [cid_of_bytes(b"a"), cid_of_bytes(b"b")]
+    assert store.puts == [b"a", b"b"]
+
+
+def test_blockstore_put_many_is_idempotent_and_counts_new_blocks(tmp_path: Path) -> None:
+    bs = FlatFsBlockstore(tmp_path / "fs", fsync=False)
+    blocks = [(cid_for_block(0x55, b"%d" % i), b"%d" % i) for i in range(50)]
+    assert bs.put(*blocks[0]) is True
+    assert bs.put_many(blocks) == 49
+    assert bs.put_many(blocks) == 0
+    assert sorted(bs) == sorted(cid for cid, _ in blocks)
+    for cid, data in blocks:
+        assert bs.get(cid) == data
+        assert (tmp_path / "fs" / cid[-2:] / cid).stat().st_mode & 0o777 == 0o644
+    assert not [p for p in (tmp_path / "fs").rglob(".*")]  # no temporary file left
+
+
+def test_blockstore_put_many_rejects_non_cid_names(tmp_path: Path) -> None:
+    bs = FlatFsBlockstore(tmp_path / "fs")
+    with pytest.raises(InvalidCid):
+        bs.put_many([("../escape", b"x")])
+    with pytest.raises(InvalidCid):
+        bs.put_many([(HELLO_CID.upper(), b"x")])
+    assert not (tmp_path / "escape").exists()
+    assert list(bs) == []
+
+
+def test_blockstore_put_many_leaves_no_temp_file_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bs = FlatFsBlockstore(tmp_path / "fs", fsync=False)
+    blocks = [(cid_for_block(0x55, b"%d" % i), b"%d" % i) for i in range(3)]
+    calls = {"n": 0}
+    real_replace = os.replace
+
+    def replace_fails_second_time(src: str, dst: str) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr("storage.blockstore.os.replace", replace_fails_second_time)
+    with pytest.raises(OSError, match="No space"):
+        bs.put_many(blocks)
+    assert list(bs) == [blocks[0][0]]  # the first is whole; the second left nothing behind
+    assert [p.name for p in (tmp_path / "fs").rglob("*") if p.is_file()] == [blocks[0][0]]
+
+
+def test_blockstore_put_many_overwrites_a_dead_runs_temp_file_and_remakes_a_shard(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    bs = FlatFsBlockstore(tmp_path / "fs", fsync=False)
+    cid = cid_for_block(0x55, b"data")
+    other = cid_for_block(0x55, b"other")
+    bs.put_many([(other, b"other")])
+    # A run that died mid-write left its temporary file (same process and thread: same name).
+    shard = tmp_path / "fs" / cid[-2:]
+    shard.mkdir(parents=True, exist_ok=True)
+    stale = shard / f".tmp-{os.getpid()}-{threading.get_ident()}-{cid}"
+    stale.write_bytes(b"half a blo")
+    # And a cleanup removed a shard this process had already made.
+    for path in (tmp_path / "fs" / other[-2:]).iterdir():
+        path.unlink()
+    (tmp_path / "fs" / other[-2:]).rmdir()
+    assert bs.put_many([(cid, b"data"), (other, b"other")]) == 2
+    assert bs.get(cid) == b"data"
+    assert bs.get(other) == b"other"
+    assert not stale.exists()
+
+
+def test_put_many_durability_one_sync_per_file_and_folder_or_one_group_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storage import blockstore
+
+    fsyncs: list[int] = []
+    syncs: list[Path] = []
+    monkeypatch.setattr(blockstore.os, "fsync", lambda fd: fsyncs.append(fd))
+    monkeypatch.setattr(blockstore, "_sync_filesystem", lambda root: syncs.append(root))
+    store = LocalStore(tmp_path)
+    blobs = [b"blob %d" % i for i in range(20)]
+    cids = [b.cid for b in store.put_many(blobs)]
+    folders = {cid[-2:] for cid in cids}
+    assert len(fsyncs) == len(blobs) + len(folders)  # every file, then each folder once
+    assert syncs == []
+    fsyncs.clear()
+    with store.group_sync():
+        store.put_many([b"grouped %d" % i for i in range(20)])
+        assert syncs == []
+    assert fsyncs == []
+    assert syncs == [tmp_path]
+    with store.group_sync():
+        store.put_many(blobs)  # all stored already: nothing written, nothing to sync
+    assert syncs == [tmp_path]
