@@ -22,14 +22,14 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from core.tasks import enqueue_on_commit
-from storage.cid import cid_decode
+from storage.cid import CANONICAL_CID, InvalidCid, cid_decode
 from storage.models import OPEN_PIN_STATUSES, Pin, PinKind, PinStatus
 from storage.stores import BlobNotFound, ContentStore
 
@@ -41,7 +41,7 @@ BACKOFF_MAX = timedelta(hours=1)
 # Longer than one pin may take (the node call times out well before), so a live worker never
 # loses its claim, and a dead one's row comes back after this.
 CLAIM_LEASE = timedelta(minutes=15)
-BULK_BATCH = 1000
+BULK_BATCH = 10_000
 
 
 @runtime_checkable
@@ -70,27 +70,77 @@ def pin_ensure(*, cid: str, kind: str) -> Pin:
     return pin
 
 
-def pins_ensure_many(*, cids: Iterable[str], kind: str) -> int:
+def pins_ensure_many(*, cids: Iterable[str], kind: str, wake: bool = True) -> int:
     """Bulk :func:`pin_ensure` (ingest of thousands of items): one enqueue for the lot.
+
+    One ``INSERT … ON CONFLICT (cid) DO NOTHING`` per ``BULK_BATCH`` CIDs, checked against
+    :data:`~storage.cid.CANONICAL_CID` (decoding each would cost more than its row). With
+    ``wake=False`` the caller enqueues ``storage.ensure_pins`` itself, later (an import wakes it
+    once, when it finishes, not once per batch); the beat's run every minute finds the rows anyway.
 
     Returns how many CIDs were given; existing rows are left as they are.
     """
     PinKind(kind)
-    now = timezone.now()
     count = 0
-    batch: list[Pin] = []
+    batch: list[str] = []
     for cid in cids:
-        cid_decode(cid)
-        batch.append(Pin(cid=cid, kind=kind, next_attempt_at=now))
+        if not isinstance(cid, str) or not CANONICAL_CID.fullmatch(cid):
+            cid_decode(cid)  # raises InvalidCid with the reason
+            raise InvalidCid(f"{cid!r}: not a canonical CID")
+        batch.append(cid)
         count += 1
         if len(batch) >= BULK_BATCH:
-            Pin.objects.bulk_create(batch, ignore_conflicts=True)
-            batch.clear()
+            _insert_pins(batch, kind)
+            batch = []
     if batch:
-        Pin.objects.bulk_create(batch, ignore_conflicts=True)
-    if count:
-        enqueue_on_commit(ENSURE_PINS_TASK)
+        _insert_pins(batch, kind)
+    if count and wake:
+        pins_wake()
     return count
+
+
+def pins_wake() -> None:
+    """Have the pin worker run once the transaction commits (``storage.ensure_pins``)."""
+    enqueue_on_commit(ENSURE_PINS_TASK)
+
+
+def _insert_pins(cids: list[str], kind: str) -> None:
+    """New pending rows for ``cids`` (due now); a CID that has a row keeps it as it is.
+
+    The column list comes from the model: a new column with a default needs no change here. The
+    CIDs travel as one comma-separated parameter (a CID never holds a comma).
+    """
+    now = timezone.now()
+    columns: list[str] = []
+    select: list[str] = []
+    params: list[Any] = []
+    for f in Pin._meta.concrete_fields:
+        if f.primary_key:
+            continue
+        columns.append(connection.ops.quote_name(f.column or f.attname))
+        if f.attname == "cid":
+            select.append("c")
+            continue
+        if f.attname == "kind":
+            value: Any = kind
+        elif (
+            f.attname == "next_attempt_at"
+            or getattr(f, "auto_now", False)
+            or getattr(f, "auto_now_add", False)
+        ):
+            value = now
+        else:
+            value = f.get_default()
+        select.append("%s")
+        params.append(f.get_db_prep_save(value, connection))
+    table = connection.ops.quote_name(Pin._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(select)} "  # noqa: S608
+            "FROM unnest(string_to_array(%s, ',')) WITH ORDINALITY AS u(c, n) ORDER BY n "
+            "ON CONFLICT (cid) DO NOTHING",
+            [*params, ",".join(cids)],
+        )
 
 
 def pin_backoff(attempts: int) -> timedelta:

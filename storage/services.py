@@ -8,7 +8,7 @@ from typing import IO
 
 from django.conf import settings
 
-from .pins import pin_ensure, pins_ensure_many
+from .pins import pin_ensure, pins_ensure_many, pins_wake
 from .stores import ContentStore, LocalStore, StoredBlob
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "iter_file",
     "pin_ensure",
     "pins_ensure_many",
+    "pins_wake",
 ]
 
 READ_CHUNK = 256 * 1024

@@ -26,6 +26,7 @@ from storage.pins import (
     pins_ensure_many,
     pins_process_due,
     pins_retry_now,
+    pins_wake,
 )
 from storage.services import blob_put_bytes, get_store
 from storage.stores import LocalStore
@@ -85,6 +86,59 @@ def test_pins_ensure_many_bulk_and_idempotent() -> None:
     assert pins_ensure_many(cids=cids[:10], kind=PinKind.ITEM) == 10
     assert Pin.objects.count() == 2500
     assert Pin.objects.get(cid=cids[0]).kind == PinKind.MANIFEST
+
+
+def test_pins_ensure_many_rows_are_what_pin_ensure_makes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pins, "BULK_BATCH", 3)  # several statements, and a short last one
+    cids = [cid_of_bytes(b"row %d" % i) for i in range(7)]
+    before = timezone.now()
+    assert pins_ensure_many(cids=cids + cids[:2], kind=PinKind.EXPORT) == 9
+    single = pin_ensure(cid=cid_of_bytes(b"single"), kind=PinKind.EXPORT)
+    rows = list(Pin.objects.filter(cid__in=cids).order_by("id"))
+    assert [r.cid for r in rows] == cids  # in the order given, once each
+    for row in rows:
+        assert (row.kind, row.status, row.attempts, row.last_error, row.pinned_at) == (
+            single.kind,
+            single.status,
+            single.attempts,
+            single.last_error,
+            single.pinned_at,
+        )
+        assert row.next_attempt_at is not None
+        assert row.next_attempt_at >= before
+        assert row.created_at >= before
+        assert row.updated_at >= before
+
+
+def test_pins_ensure_many_rejects_a_bad_cid_with_the_reason() -> None:
+    good = cid_of_bytes(b"good")
+    with pytest.raises(ValueError, match="CIDv0"):
+        pins_ensure_many(
+            cids=[good, "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG"], kind=PinKind.ITEM
+        )
+    with pytest.raises(ValueError, match="lowercase"):
+        pins_ensure_many(cids=[good.upper()], kind=PinKind.ITEM)
+    with pytest.raises(ValueError, match="string"):
+        pins_ensure_many(cids=[None], kind=PinKind.ITEM)  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="PinKind"):
+        pins_ensure_many(cids=[good], kind="video")
+    assert not Pin.objects.exists()  # the check comes before the batch's INSERT
+
+
+def test_pins_ensure_many_wakes_the_worker_once_or_not_at_all(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    cids = [cid_of_bytes(b"wake %d" % i) for i in range(3)]
+    with django_capture_on_commit_callbacks() as callbacks:
+        pins_ensure_many(cids=cids[:2], kind=PinKind.ITEM, wake=False)
+    assert callbacks == []
+    with django_capture_on_commit_callbacks() as callbacks:
+        pins_ensure_many(cids=cids, kind=PinKind.ITEM)
+    assert len(callbacks) == 1
+    with django_capture_on_commit_callbacks() as callbacks:
+        pins_wake()
+    assert len(callbacks) == 1
+    assert Pin.objects.count() == 3
 
 
 def test_backoff_doubles_to_a_cap() -> None:
