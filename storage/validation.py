@@ -172,6 +172,9 @@ def _row(text: Any, gold: Any, metadata: dict[str, Any], where: str, max_chars: 
         raise Rejected(f"{where}: text is empty or missing")
     if len(text) > max_chars:
         raise Rejected(f"{where}: text has {len(text)} characters; the limit is {max_chars}")
+    if "\x00" in text:
+        # PostgreSQL text cannot hold NUL: refused here by name, not as a failed INSERT later.
+        raise Rejected(f"{where}: text contains a NUL character")
     if gold is not None and not isinstance(gold, str):
         raise Rejected(f"{where}: gold_label must be a string")
     return TextRow(text=text, gold_label=(gold or "").strip(), metadata=metadata)
@@ -187,9 +190,21 @@ def _jsonl_rows(lines: Iterator[str], *, max_chars: int) -> Iterator[TextRow]:
             raise Rejected(f"line {number}: invalid JSON ({exc.msg})") from exc
         if not isinstance(obj, dict):
             raise Rejected(f"line {number}: expected a JSON object")
+        if "\\u0000" in line and _holds_nul(obj):  # the escape is the only way JSON spells NUL
+            raise Rejected(f"line {number}: a value contains a NUL character (\\u0000)")
         text = obj.pop("text", None)
         gold = obj.pop("gold_label", None)
         yield _row(text, gold, obj, f"line {number}", max_chars)
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _csv_rows(lines: Iterator[str], *, max_chars: int) -> Iterator[TextRow]:
