@@ -48,6 +48,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -56,6 +57,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis
+
+from bench import pyspy
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -539,7 +542,9 @@ class Closer(threading.Thread):
 def run_load(
     *, port: int, seeded: dict[str, Any], concurrency: int, duration: float, warmup: float,
     closer: Closer | None, probe: CpuProbe, accuracy: float,
+    on_window: Callable[[], None] | None = None,
 ) -> LoadResult:  # fmt: skip
+    """The closed-loop load; `on_window` runs when the measured window starts."""
     result = LoadResult()
     lock = threading.Lock()
     stop = threading.Event()
@@ -610,6 +615,8 @@ def run_load(
     result.started = time.perf_counter()
     time.sleep(warmup)
     probe.mark()
+    if on_window is not None:
+        on_window()
     time.sleep(duration - warmup)
     probe.mark()
     stop.set()  # each finishes its cycle: no lease is left dangling
@@ -889,11 +896,22 @@ def bench_one(args: argparse.Namespace, template: str, items: int) -> dict[str, 
             flush=True,
         )
         probe = CpuProbe(url, server.proc.pid, {k: p.pid for k, p in workers.items()})
+        recordings: list[pyspy.Recording] = []
+
+        def profile() -> None:
+            if args.py_spy:
+                leaders = {"server": server.proc.pid, **{k: p.pid for k, p in workers.items()}}
+                pids = {kind: [pid, *_children(pid)] for kind, pid in leaders.items()}
+                recordings.append(pyspy.Recording(
+                    args.py_spy, pids, args.duration - args.warmup, var_dir / "py-spy"
+                ))  # fmt: skip
+
         result = run_load(
             port=server.port, seeded=seeded, concurrency=args.concurrency,
             duration=args.duration, warmup=args.warmup, closer=closer, probe=probe,
-            accuracy=args.accuracy,
+            accuracy=args.accuracy, on_window=profile,
         )  # fmt: skip
+        profiles = recordings[0].summary() if recordings else None
         if queues is not None:
             drained = queues.drain(args.drain_timeout)
     finally:
@@ -932,6 +950,8 @@ def bench_one(args: argparse.Namespace, template: str, items: int) -> dict[str, 
         "invariants_ok": invariants_ok,
         "closed_by_closer": closer.closed if closer else None,
     }
+    if profiles is not None:
+        row["py_spy"] = profiles
     if access_log is not None:
         row["server_ms"] = server_times(access_log)
     if args.explain:
@@ -978,6 +998,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--accuracy", type=float, default=0.8,
         help="how often a contributor gives the item's true class (1/classes: a spammer)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--py-spy", default="", metavar="PATH",
+        help="a py-spy binary: profile each process kind in the measured window (bench/pyspy.py)",
     )  # fmt: skip
     parser.add_argument("--quality-concurrency", type=int, default=4, help="as compose.yaml")
     parser.add_argument("--io-concurrency", type=int, default=2, help="as compose.yaml")
