@@ -9,13 +9,14 @@ quiet campaign gets batches of one, at once.
 
 The protocol, for a task `T` (keys `kyodo:batch:T:*` on the broker's Redis):
 
-- `add(T, id)`, one script, one round trip: SADD the id to `pending`; SET `armed` NX with a
+- `add(T, id)`, one script, one round trip: SADD the id to `pending`; SET `armed` NX with an
   expiry. When the SET took, nobody had a drain queued: publish one message of `T` with no
-  arguments.
+  arguments, due after the linger (KYODO_BATCH_LINGER_SECONDS), so that a batch gathers what
+  comes in meanwhile.
 - A drain (`draining(T, task_id)`) deletes `armed` first, so that any later add queues the next
   drain, then moves up to `limit` ids from `pending` to `inflight:<task id>` (one script) and
   yields them. After the work has committed it deletes `inflight:<task id>`, and queues another
-  drain if ids are still pending.
+  drain if ids are still pending (at once when a full batch waits, else after the linger).
 - A drain that fails or dies keeps its `inflight` set. Celery redelivers the message (acks late,
   reject on worker lost) or retries it with the same task id, and the drain takes those ids
   again before any new ones. A message lost for good (its inflight set expires after a day, an
@@ -37,6 +38,7 @@ from contextlib import contextmanager
 
 import redis
 from celery import current_app
+from django.conf import settings
 from django.db import transaction
 from kombu.exceptions import OperationalError
 from redis.commands.core import Script
@@ -65,8 +67,10 @@ return ids
 
 _DONE = """
 redis.call('DEL', KEYS[1])
-if redis.call('SCARD', KEYS[2]) == 0 then return nil end
-return redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[1])
+local pending = redis.call('SCARD', KEYS[2])
+if pending == 0 then return -1 end
+if not redis.call('SET', KEYS[3], '1', 'NX', 'EX', ARGV[1]) then return -1 end
+return pending
 """
 
 
@@ -122,7 +126,7 @@ class Batches:
             return
         pending, armed = _keys(task_name)
         if add(keys=[pending, armed], args=[item_id, ARM_SECONDS]):
-            current_app.signature(task_name).apply_async()
+            _publish_drain(task_name, countdown=linger())
 
     @contextmanager
     def draining(self, task_name: str, task_id: str, *, limit: int) -> Iterator[list[int]]:
@@ -137,8 +141,10 @@ class Batches:
         inflight = _inflight(task_name, task_id)
         raw = take(keys=[armed, pending, inflight], args=[limit, INFLIGHT_SECONDS])
         yield sorted(int(x) for x in raw)
-        if done(keys=[inflight, pending, armed], args=[ARM_SECONDS]):
-            current_app.signature(task_name).apply_async()
+        left = int(done(keys=[inflight, pending, armed], args=[ARM_SECONDS]))
+        if left >= 0:
+            # A full batch waiting already: at once; else the next gathers for the linger.
+            _publish_drain(task_name, countdown=0.0 if left >= limit else linger())
 
     def pending(self, task_name: str) -> int:
         """How many ids wait for a drain (0 without the broker's Redis): for metrics and tests."""
@@ -147,6 +153,21 @@ class Batches:
 
 
 BATCHES = Batches()
+
+
+def linger() -> float:
+    """KYODO_BATCH_LINGER_SECONDS: how long a drain waits after the first id of its batch came
+    in, for more to gather. Longer: bigger batches, less per-batch work per label; the lag from
+    a label to its batch grows by as much."""
+    return max(0.0, float(settings.KYODO_BATCH_LINGER_SECONDS))
+
+
+def _publish_drain(task_name: str, *, countdown: float) -> None:
+    signature = current_app.signature(task_name)
+    if countdown > 0:
+        signature.apply_async(countdown=countdown)
+    else:
+        signature.apply_async()
 
 
 def enqueue_batched_on_commit_or_log(task_name: str, item_id: int) -> None:

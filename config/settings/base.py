@@ -212,6 +212,9 @@ else:
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+# A batched task's drain (core/batches.py: the quality update of submitted labels) waits this
+# long after the first id of its batch, for more to gather: fewer, bigger batches.
+KYODO_BATCH_LINGER_SECONDS = float(os.environ.get("KYODO_BATCH_LINGER_SECONDS", "0.2"))
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True

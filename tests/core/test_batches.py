@@ -25,13 +25,15 @@ class Sent:
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, tuple[Any, ...]]] = []
+        self.countdowns: list[float] = []
 
     def signature(self, name: str, args: tuple[Any, ...] = ()) -> Any:
         sent = self
 
         class _Signature:
-            def apply_async(self) -> None:
+            def apply_async(self, countdown: float = 0.0) -> None:
                 sent.messages.append((name, args))
+                sent.countdowns.append(countdown)
 
         return _Signature()
 
@@ -65,11 +67,15 @@ class _App:
         self.conf = current_app.conf
 
 
-def test_ids_gather_and_one_drain_is_queued(task: tuple[str, Sent, redis.Redis]) -> None:
+def test_ids_gather_and_one_drain_is_queued(
+    task: tuple[str, Sent, redis.Redis], settings: Any
+) -> None:
+    settings.KYODO_BATCH_LINGER_SECONDS = 0.25
     name, sent, _ = task
     for item_id in (3, 1, 2, 3):
         BATCHES.add(name, item_id)
     assert sent.messages == [(name, ())]  # one drain for all four adds
+    assert sent.countdowns == [0.25]  # due after the linger: more may gather
     assert BATCHES.pending(name) == 3  # a set: 3 is there once
     with BATCHES.draining(name, "drain-1", limit=100) as ids:
         assert ids == [1, 2, 3]
@@ -88,6 +94,7 @@ def test_a_drain_takes_at_most_its_limit_and_queues_the_next(
     with BATCHES.draining(name, "drain-1", limit=4) as first:
         assert len(first) == 4
     assert len(sent.messages) == 2  # the add's, and the one for the six left
+    assert sent.countdowns[1] == 0.0  # a full batch waits: at once
     with BATCHES.draining(name, "drain-2", limit=100) as second:
         assert sorted(first + second) == list(range(10))
 
