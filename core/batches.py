@@ -15,15 +15,18 @@ The protocol, for a task `T` (keys `kyodo:batch:T:*` on the broker's Redis):
   comes in meanwhile.
 - A drain (`draining(T, task_id)`) deletes `armed` first, so that any later add queues the next
   drain, then moves up to `limit` ids from `pending` to `inflight:<task id>` (one script) and
-  yields them. After the work has committed it deletes `inflight:<task id>`, and queues another
-  drain if ids are still pending (at once when a full batch waits, else after the linger).
+  yields them. When a full batch still waits, it queues the next drain at once, so that a
+  backlog is drained by as many processes as there are. After the work has committed it
+  deletes `inflight:<task id>`, and queues another drain if ids are still pending and none is
+  queued (at once when a full batch waits, else after the linger).
 - A drain that fails or dies keeps its `inflight` set. Celery redelivers the message (acks late,
   reject on worker lost) or retries it with the same task id, and the drain takes those ids
   again before any new ones. A message lost for good (its inflight set expires after a day, an
   `armed` flag whose message vanished expires after ARM_SECONDS) is repaired by the task's own
   sweep (quality's: quality/services/sweep.py): the ids are only a hint, the rows are the truth.
 
-Two drains may run at once (on two workers): each takes a disjoint set of ids.
+Drains run at once on as many worker processes as there are (a backlog spawns them; under load
+every drain that starts lets the next add queue another): each takes a disjoint set of ids.
 
 Without the broker's Redis (an eager app in tests, the demo's folder broker) `add` sends the id
 at once as a message of its own, `T([id])`.
@@ -61,6 +64,10 @@ local ids = redis.call('SPOP', KEYS[2], ARGV[1])
 if #ids > 0 then
   redis.call('SADD', KEYS[3], unpack(ids))
   redis.call('EXPIRE', KEYS[3], ARGV[2])
+end
+if redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[1])
+   and redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then
+  table.insert(ids, 1, 'spawn')
 end
 return ids
 """
@@ -139,7 +146,11 @@ class Batches:
             return
         pending, armed = _keys(task_name)
         inflight = _inflight(task_name, task_id)
-        raw = take(keys=[armed, pending, inflight], args=[limit, INFLIGHT_SECONDS])
+        raw = take(keys=[armed, pending, inflight], args=[limit, INFLIGHT_SECONDS, ARM_SECONDS])
+        if raw and raw[0] == b"spawn":
+            # Another full batch waits: its drain starts now, on another process if there is one.
+            _publish_drain(task_name, countdown=0.0)
+            raw = raw[1:]
         yield sorted(int(x) for x in raw)
         left = int(done(keys=[inflight, pending, armed], args=[ARM_SECONDS]))
         if left >= 0:

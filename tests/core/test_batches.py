@@ -93,8 +93,11 @@ def test_a_drain_takes_at_most_its_limit_and_queues_the_next(
         BATCHES.add(name, item_id)
     with BATCHES.draining(name, "drain-1", limit=4) as first:
         assert len(first) == 4
-    assert len(sent.messages) == 2  # the add's, and the one for the six left
-    assert sent.countdowns[1] == 0.0  # a full batch waits: at once
+        # Six left, a full batch among them: the next drain is queued now, at once, for
+        # another process to take while this one works.
+        assert len(sent.messages) == 2
+        assert sent.countdowns[1] == 0.0
+    assert len(sent.messages) == 2  # it is queued already: no second one at the end
     with BATCHES.draining(name, "drain-2", limit=100) as second:
         assert sorted(first + second) == list(range(10))
 
