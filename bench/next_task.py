@@ -236,11 +236,14 @@ def start_workers(
     env_extra: dict[str, str],
     app_dir: Path,
     concurrency: dict[str, int],
+    kinds: tuple[str, ...] = tuple(WORKERS),
 ) -> dict[str, subprocess.Popen[bytes]]:
     """The project's Celery worker command per kind (compose.yaml), on this run's broker."""
     env = django_env(url, var_dir) | env_extra
     procs = {}
     for name, args in WORKERS.items():
+        if name not in kinds:
+            continue
         cmd = [str(BIN / "celery"), "-A", "config", *args, "-l", "info"]
         if name == "worker-refit":
             cmd = ["nice", "-n", "10", *cmd]
@@ -254,12 +257,67 @@ def start_workers(
         )
     deadline = time.monotonic() + 60
     for name in ("worker-quality", "worker-refit", "worker-io"):
+        if name not in kinds:
+            continue
         while "ready." not in (var_dir / f"{name}.log").read_text(errors="replace"):
             if procs[name].poll() is not None or time.monotonic() > deadline:
                 stop_workers(procs)
                 raise RuntimeError(f"celery {name} did not start; see {var_dir / name}.log")
             time.sleep(0.2)
     return procs
+
+
+def drain_backlog(
+    url: str, args: argparse.Namespace, *, var_dir: Path, env_extra: dict[str, str]
+) -> dict[str, Any]:
+    """--backlog: the load ran with no quality worker (the others running), so every label's
+    quality update waits. Start it now (the web idle) and time it through the backlog: its rate
+    with --quality-concurrency processes, the scale-out measure (issue 22)."""
+    client = redis.Redis.from_url(args.redis_url)
+    with psycopg.connect(url) as conn:
+        labels = conn.execute("SELECT count(*) FROM labeling_annotation").fetchone()[0]
+        decided = "SELECT count(*), coalesce(sum(n_labels), 0) FROM quality_itemconsensus"
+        before = conn.execute(decided).fetchone()
+    pending = int(client.scard("kyodo:batch:quality.update_items:pending"))
+    t0 = time.perf_counter()
+    workers = start_workers(
+        url, var_dir=var_dir, env_extra=env_extra, app_dir=args.app_dir,
+        concurrency={"worker-quality": args.quality_concurrency}, kinds=("worker-quality",),
+    )  # fmt: skip
+    started = time.perf_counter() - t0
+    leader = workers["worker-quality"].pid
+    cpu0 = sum(_cpu_seconds(p) for p in [leader, *_children(leader)])
+    busy0 = _busy_seconds()
+    t1 = time.perf_counter()
+    deadline = t1 + args.drain_timeout
+    while time.perf_counter() < deadline:
+        depths = queue_depths(client)
+        if depths[PENDING] == 0 and depths["quality"] == 0:
+            break
+        time.sleep(0.05)
+    seconds = time.perf_counter() - t1
+    busy = _busy_seconds() - busy0
+    cpu = sum(_cpu_seconds(p) for p in [leader, *_children(leader)]) - cpu0
+    with psycopg.connect(url) as conn:
+        after = conn.execute(decided).fetchone()
+    return {
+        "workers": workers,
+        "quality_processes": args.quality_concurrency,
+        "labels": labels,
+        "items_pending": pending,
+        "workers_started_s": round(started, 1),
+        "quality_drained_s": round(seconds, 2),
+        "items_per_s": round(pending / seconds, 1),
+        "labels_per_s": round((after[1] - before[1]) / seconds, 1),
+        "quality_worker_cores": round(cpu / seconds, 2),
+        "machine_busy_cores": round(busy / seconds, 2),
+    }
+
+
+def _busy_seconds() -> float:
+    """CPU seconds the whole machine has been busy (not idle or waiting on I/O), from boot."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def stop_workers(procs: dict[str, subprocess.Popen[bytes]]) -> None:
@@ -878,12 +936,16 @@ def bench_one(args: argparse.Namespace, template: str, items: int) -> dict[str, 
     workers: dict[str, subprocess.Popen[bytes]] = {}
     queues: QueueProbe | None = None
     drained: float | None = None
+    backlog: dict[str, Any] | None = None
     try:
         if args.quality == "worker":
+            # --backlog: all but the quality worker now; it starts after the load.
+            kinds = tuple(k for k in WORKERS if not (args.backlog and k == "worker-quality"))
             workers = start_workers(
                 url, var_dir=var_dir, env_extra=env_extra, app_dir=args.app_dir,
                 concurrency={"worker-quality": args.quality_concurrency,
                              "worker-refit": 1, "worker-io": args.io_concurrency},
+                kinds=kinds,
             )  # fmt: skip
             queues = QueueProbe(args.redis_url)
             queues.start()
@@ -912,6 +974,9 @@ def bench_one(args: argparse.Namespace, template: str, items: int) -> dict[str, 
             accuracy=args.accuracy, on_window=profile,
         )  # fmt: skip
         profiles = recordings[0].summary() if recordings else None
+        if args.backlog:
+            backlog = drain_backlog(url, args, var_dir=var_dir, env_extra=env_extra)
+            workers |= backlog.pop("workers")
         if queues is not None:
             drained = queues.drain(args.drain_timeout)
     finally:
@@ -952,6 +1017,8 @@ def bench_one(args: argparse.Namespace, template: str, items: int) -> dict[str, 
     }
     if profiles is not None:
         row["py_spy"] = profiles
+    if backlog is not None:
+        row["backlog"] = backlog
     if access_log is not None:
         row["server_ms"] = server_times(access_log)
     if args.explain:
@@ -998,6 +1065,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--accuracy", type=float, default=0.8,
         help="how often a contributor gives the item's true class (1/classes: a spammer)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--backlog", action="store_true",
+        help="--quality worker: run the load with no worker, then time the workers through the "
+        "backlog (the quality worker's own rate; scale-out with --quality-concurrency)",
     )  # fmt: skip
     parser.add_argument(
         "--py-spy", default="", metavar="PATH",
