@@ -353,14 +353,16 @@ def _campaign_update(
             priorities[pk] = priority
     if changed:
         consensus_upsert(changed)
-    # Also after a late label on a closed item: accounting is idempotent per annotation. Gold
-    # items never close; their labels are judged against the known answer at once.
-    items_close_and_queue_reward(item_ids=to_close)
-    items_queue_reward(item_ids=gold)
     labeling_services.items_set_priority(priorities=priorities)
     if changed and request_refit:
         labels = labeling_selectors.campaign_label_count(campaign_id=campaign_id)
         _maybe_request_refit(campaign_id=campaign_id, labels=labels)
+    # Last, so that the campaign row the close counts on (which a budgeted campaign's next-task
+    # also updates) is held for the fewest statements before the commit. Also after a late label
+    # on a closed item: accounting is idempotent per annotation. Gold items never close; their
+    # labels are judged against the known answer at once.
+    items_close_and_queue_reward(item_ids=to_close)
+    items_queue_reward(item_ids=gold)
     return rows
 
 
