@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from datetime import timedelta
 from itertools import islice
 from pathlib import Path
@@ -296,15 +298,39 @@ def _fail(job: ImportJob, reason: str) -> None:
     job_fail(job, reason, created=0, locked_until=None)
 
 
-def _durable_batches(units: Iterator[Unit]) -> Iterator[list[tuple[str, Draft | Rejected]]]:
-    """Batches of units whose blobs are durable (one group sync) before their rows commit."""
+def _durable_batches(
+    units: Iterator[Unit],
+) -> Generator[list[tuple[str, Draft | Rejected]], None, None]:
+    """Batches of units whose blobs are durable (one group sync) before their rows commit.
+
+    A batch's texts are stored by a second thread while the batch before it commits: the file
+    system's work (a file per text) and the database's overlap instead of taking turns. A batch
+    is yielded only once its own blobs are synced, so rows still never point at blobs a crash
+    could lose, and at most two batches are in memory.
+    """
     store = get_store()
-    while True:
-        with store.group_sync():
-            batch = _store_texts(list(islice(units, JOB_BATCH)))
-        if not batch:
-            return
-        yield batch
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-store") as writer:
+        ahead: Future[list[tuple[str, Draft | Rejected]]] | None = None
+        while True:
+            try:
+                # Zip members and blobs named by CID are stored as they are read, here.
+                with store.group_sync():
+                    batch = list(islice(units, JOB_BATCH))
+            except Rejected:
+                if ahead is not None:
+                    yield ahead.result()  # the good batch before the bad row commits, as ever
+                raise
+            current = writer.submit(_store_texts_durably, batch) if batch else None
+            if ahead is not None:
+                yield ahead.result()  # committed while `current` is being written
+            if current is None:
+                return
+            ahead = current
+
+
+def _store_texts_durably(units: list[Unit]) -> list[tuple[str, Draft | Rejected]]:
+    with get_store().group_sync():  # this thread's writes, one sync
+        return _store_texts(units)
 
 
 def _store_texts(units: list[Unit]) -> list[tuple[str, Draft | Rejected]]:
@@ -344,16 +370,18 @@ def import_job_run(*, job_id: int) -> ImportJob | None:
     folder = Path(tempfile.mkdtemp(prefix=f"kyodo-import-{job.pk}-"))
     try:
         path = _copy_source(job, folder)
-        for batch in _durable_batches(units[ImportKind(job.kind)](job, path)):
-            drafts: list[Draft] = []
-            rejected: list[dict[str, str]] = []
-            for name, unit in batch:
-                if isinstance(unit, Rejected):
-                    rejected.append({"name": name, "reason": unit.reason})
-                else:
-                    check_gold(job.campaign, unit)
-                    drafts.append(unit)
-            _commit_batch(job, drafts, rejected, len(batch))
+        # closing(): whatever ends the loop, the batch being stored ahead is waited for.
+        with closing(_durable_batches(units[ImportKind(job.kind)](job, path))) as batches:
+            for batch in batches:
+                drafts: list[Draft] = []
+                rejected: list[dict[str, str]] = []
+                for name, unit in batch:
+                    if isinstance(unit, Rejected):
+                        rejected.append({"name": name, "reason": unit.reason})
+                    else:
+                        check_gold(job.campaign, unit)
+                        drafts.append(unit)
+                _commit_batch(job, drafts, rejected, len(batch))
         if job.created == 0 and job.duplicates == 0:
             _fail(job, "no file could be imported")
         else:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -375,3 +376,65 @@ def test_items_insert_staged_skips_what_the_campaign_has(text_campaign: Campaign
     assert imports.items_insert_staged(job=job, drafts=drafts) == []  # everything is there now
     assert imports.items_insert_staged(job=job, drafts=[]) == []
     assert Item.objects.filter(campaign=text_campaign).count() == 4
+
+
+def test_rows_commit_only_after_their_blobs_are_synced(
+    text_campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Texts are stored a batch ahead, in a second thread, while the batch before commits; the
+    # order that makes a crash safe must hold all the same: a row never commits before the sync
+    # that makes its blob durable.
+    from storage import blockstore
+
+    monkeypatch.setattr(imports, "JOB_BATCH", 3)
+    written: set[str] = set()
+    synced: set[str] = set()
+    threads: set[str] = set()
+    real_put_many = blockstore.FlatFsBlockstore.put_many
+
+    def recording_put_many(self: Any, blocks: Any) -> int:
+        blocks = list(blocks)
+        threads.add(threading.current_thread().name)
+        written.update(cid for cid, _ in blocks)
+        return real_put_many(self, blocks)
+
+    def recording_sync(root: Any) -> None:
+        synced.update(written)
+
+    real_commit = imports._commit_batch
+
+    def checking_commit(job: Any, drafts: Any, rejected: Any, n: int) -> None:
+        assert drafts
+        assert {d.cid for d in drafts} <= synced
+        real_commit(job, drafts, rejected, n)
+
+    monkeypatch.setattr(blockstore.FlatFsBlockstore, "put_many", recording_put_many)
+    monkeypatch.setattr(blockstore, "_sync_filesystem", recording_sync)
+    monkeypatch.setattr(imports, "_commit_batch", checking_commit)
+    before = threading.active_count()
+    upload = SimpleUploadedFile("t.jsonl", jsonl(*({"text": f"s{i}"} for i in range(10))))
+    job = import_job_create(campaign=text_campaign, user=text_campaign.owner, upload=upload)
+    done = import_job_run(job_id=job.pk)
+    assert done is not None
+    assert (done.status, done.created) == (ImportStatus.DONE, 10)
+    assert len(synced) == 10
+    assert all(name.startswith("import-store") for name in threads)
+    assert threading.active_count() == before  # the writer thread is gone with its job
+
+
+def test_a_bad_gold_label_stops_the_import_and_its_writer(
+    text_campaign: Campaign, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imports, "JOB_BATCH", 2)
+    rows = [{"text": f"g{i}", "gold_label": "cat"} for i in range(5)]
+    rows.append({"text": "bad gold", "gold_label": "unicorn"})
+    rows += [{"text": f"after {i}"} for i in range(5)]
+    before = threading.active_count()
+    upload = SimpleUploadedFile("t.jsonl", jsonl(*rows))
+    job = import_job_create(campaign=text_campaign, user=text_campaign.owner, upload=upload)
+    done = import_job_run(job_id=job.pk)
+    assert done is not None
+    assert done.status == ImportStatus.FAILED
+    assert "unicorn" in done.error
+    assert not Item.objects.filter(campaign=text_campaign).exists()
+    assert threading.active_count() == before
