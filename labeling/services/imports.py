@@ -39,6 +39,7 @@ from storage.services import blob_put_file, get_store, pins_ensure_many, pins_wa
 from storage.validation import Rejected, TextRow, is_zip, iter_text_rows, open_zip
 
 from ..models import Campaign, ImportJob, ImportKind, Item, ItemStatus, TaskType
+from ..selectors import blob_visible_to
 from .ingest import (
     TEXT_MEDIA_TYPE,
     Draft,
@@ -131,7 +132,14 @@ def _text_units(job: ImportJob, path: Path) -> Iterator[Unit]:
             yield job.source_name, row  # stored with its batch (_store_texts)
 
 
-def _cid_draft(line: str, campaign: Campaign, number: int) -> Draft:
+def _cid_draft(line: str, campaign: Campaign, number: int, *, user: User) -> Draft:
+    """An item for a blob already in the store, named by its CID. Only a blob the importing user
+    can already read (`labeling.selectors.blob_visible_to`: an item of a campaign they own or a
+    task they were given; staff: any) may be imported so: a CID alone proves nothing, since CIDs
+    are handed to every buyer and contributor, and importing one would grant its owner's access
+    to the blob (issue 15). Any other blob gets the same answer as a missing one, so that the
+    import is not an oracle for what the store holds. To import anyone else's data, upload its
+    bytes."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -140,8 +148,11 @@ def _cid_draft(line: str, campaign: Campaign, number: int) -> Draft:
     if not isinstance(cid, str) or not is_cid(cid):
         raise Rejected(f"line {number}: `cid` must be a CIDv1 (base32)")
     store = get_store()
-    if not store.has(cid):
-        raise Rejected(f"line {number}: {cid} is not in the content store")
+    if not store.has(cid) or blob_visible_to(user=user, cid=cid) is None:
+        raise Rejected(
+            f"line {number}: {cid} is not in the content store, or not yours to import "
+            "(upload its bytes instead)"
+        )
     size = store.size(cid)
     name = str(obj.get("filename") or cid)[:255]
     gold = obj.get("gold_label") or ""
@@ -170,7 +181,7 @@ def _cid_units(job: ImportJob, path: Path) -> Iterator[Unit]:
             if number <= job.processed:
                 continue
             try:
-                yield f"line {number}", _cid_draft(line, job.campaign, number)
+                yield f"line {number}", _cid_draft(line, job.campaign, number, user=job.created_by)
             except Rejected as exc:
                 yield f"line {number}", exc
 

@@ -30,6 +30,7 @@ from ..conftest import client_for
 from .factories import (
     CampaignFactory,
     ImportJobFactory,
+    ItemFactory,
     TextItemFactory,
     png_bytes,
     zip_bytes,
@@ -132,6 +133,10 @@ def test_import_existing_cids(campaign: Campaign) -> None:
     store = get_store()
     cids = [store.put_bytes(png_bytes(i)).cid for i in range(3)]
     text_blob = store.put_bytes(b"not an image").cid
+    # Blobs of the requester's own: items of another campaign of theirs.
+    mine = CampaignFactory.create(owner=campaign.owner)
+    for cid in [*cids, text_blob]:
+        ItemFactory.create(campaign=mine, cid=cid)
     lines = [
         json.dumps({"cid": c, "filename": f"f{i}.png", "gold_label": "cat" if i == 0 else ""})
         for i, c in enumerate(cids)
@@ -151,8 +156,35 @@ def test_import_existing_cids(campaign: Campaign) -> None:
     assert "not an image" in reasons[0]
     assert "CIDv1" in reasons[1]
     assert "not in the content store" in reasons[2]
-    assert Item.objects.get(cid=cids[0]).gold_label == "cat"
-    assert set(Item.objects.values_list("cid", flat=True)) == set(cids)
+    assert Item.objects.get(campaign=campaign, cid=cids[0]).gold_label == "cat"
+    assert set(Item.objects.filter(campaign=campaign).values_list("cid", flat=True)) == set(cids)
+
+
+def test_a_cid_alone_does_not_import_someone_elses_blob(
+    campaign: Campaign, requester: User
+) -> None:
+    """Issue 15, item 1: requester Y imports requester X's CID into Y's own campaign; before the
+    fix the import took it and /ipfs/{cid} then served X's image to Y. The answer is the one for
+    a CID the store does not hold, so that the import is no oracle either."""
+    theirs = CampaignFactory.create()  # requester X's, with an uploaded image
+    secret = get_store().put_bytes(png_bytes(7)).cid
+    ItemFactory.create(campaign=theirs, cid=secret)
+    assert client_for(requester).get(f"/ipfs/{secret}").status_code == 404
+    missing = "bafkreihzg3z2b4qviggswvajxfwmsbyndfvhbn3np4ilx4dqs66sfq6rxm"
+    lines = [json.dumps({"cid": secret}), json.dumps({"cid": missing})]
+    upload = SimpleUploadedFile("cids.jsonl", "\n".join(lines).encode())
+    job = import_job_create(campaign=campaign, user=requester, upload=upload)
+    done = import_job_run(job_id=job.pk)
+    assert done is not None
+    assert (done.status, done.created) == (ImportStatus.FAILED, 0)
+    assert done.error == "no file could be imported"
+    reasons = [r["reason"] for r in done.rejected]
+    assert reasons[0].replace(secret, "CID").replace("line 1", "line N") == reasons[1].replace(
+        missing, "CID"
+    ).replace("line 2", "line N")
+    assert "not yours to import" in reasons[0]
+    assert not Item.objects.filter(campaign=campaign).exists()
+    assert client_for(requester).get(f"/ipfs/{secret}").status_code == 404
 
 
 def test_import_input_errors(campaign: Campaign, contributor: User) -> None:
