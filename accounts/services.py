@@ -34,7 +34,8 @@ def user_register(*, email: str, password: str, role: str = Role.CONTRIBUTOR) ->
         # Taking a wallet's placeholder email would block that wallet's first sign-in.
         raise ApplicationError("this email domain is reserved", code="email_reserved")
     try:
-        validate_password(password)
+        # An unsaved user, so that the similarity validator compares with the email.
+        validate_password(password, user=User(email=email, role=role))
     except ValidationError as exc:
         raise ApplicationError(" ".join(exc.messages), code="weak_password") from exc
     try:

@@ -74,7 +74,9 @@ class MediaApi(APIView):
             response["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
         response["Accept-Ranges"] = "bytes"
         response["ETag"] = f'"{cid}"'
-        response["Cache-Control"] = "public, max-age=31536000, immutable"
+        # Immutable (the bytes are the CID's), but private: every blob here is served only to
+        # who may see it, so no shared cache may keep it for others (issue 15).
+        response["Cache-Control"] = "private, max-age=31536000, immutable"
         response["X-Content-Type-Options"] = "nosniff"
         filename = request.query_params.get("filename")
         if filename:

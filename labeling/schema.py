@@ -96,11 +96,21 @@ def validate_value(
         raise ApplicationError("this task takes a `label`, not `boxes`", code="invalid_value")
     if not isinstance(label, str) or label not in names:
         raise ApplicationError(
-            f"unknown class {label!r}; expected one of {names}",
+            f"unknown class {shown(label)}; expected one of {names}",
             code="unknown_class",
             extra={"classes": names},
         )
     return {"label": label}
+
+
+SHOWN_CHARS = 80
+
+
+def shown(value: Any) -> str:
+    """A submitted value as an error message quotes it: its repr, cut to SHOWN_CHARS characters,
+    so a megabyte label does not come back as a megabyte error (issue 15)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
 
 
 def validate_boxes(raw: Any, *, names: list[str]) -> list[dict[str, Any]]:
@@ -141,7 +151,7 @@ def validate_boxes(raw: Any, *, names: list[str]) -> list[dict[str, Any]]:
                 )
         if box["label"] not in names:
             raise ApplicationError(
-                f"box {index}: unknown class {box['label']!r}; expected one of {names}",
+                f"box {index}: unknown class {shown(box['label'])}; expected one of {names}",
                 code="unknown_class",
                 extra={"classes": names},
             )

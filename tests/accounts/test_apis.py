@@ -55,9 +55,20 @@ def test_register_rejects_bad_input(body: dict[str, object], field: str) -> None
     assert not User.objects.exists()
 
 
-def test_register_rejects_weak_password() -> None:
+@pytest.mark.parametrize(
+    "password",
+    [
+        "123",
+        "12345678901",  # all digits (issue 15: an 8-digit number was accepted)
+        "d.smith@example.com",  # the email itself
+        "kyodo-9x",  # under 10 characters
+    ],
+)
+def test_register_rejects_weak_password(password: str) -> None:
     response = APIClient().post(
-        "/api/auth/register/", {"email": "d@example.com", "password": "123"}, format="json"
+        "/api/auth/register/",
+        {"email": "d.smith@example.com", "password": password},
+        format="json",
     )
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "weak_password"

@@ -64,6 +64,11 @@ def test_submit_validation_errors(campaign: Campaign, contributor: User) -> None
     unknown = client.post(url, {"label": "horse"}, format="json")
     assert unknown.status_code == 400
     assert unknown.json()["error"]["code"] == "unknown_class"
+    # A huge label is not echoed back whole (issue 15): the message quotes its start.
+    huge = client.post(url, {"label": "h" * 1_000_000}, format="json")
+    assert huge.json()["error"]["code"] == "unknown_class"
+    assert len(huge.content) < 1_000
+    assert "'hhhh" in huge.json()["error"]["message"]
     assert (
         client.post(url, {"label": ["cat"]}, format="json").json()["error"]["code"]
         == "unknown_class"
@@ -175,7 +180,7 @@ def test_media_served_only_to_those_who_may_see_it(campaign: Campaign, contribut
     data = streamed(media)
     assert data.startswith(b"\x89PNG")
     assert media["Content-Type"] == "image/png"
-    assert media["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert media["Cache-Control"] == "private, max-age=31536000, immutable"
     cid = task["media_url"].rsplit("/", 1)[1]
     assert media["ETag"] == f'"{cid}"'
     partial = client.get(task["media_url"], HTTP_RANGE="bytes=1-3")
