@@ -274,10 +274,15 @@ def drain_backlog(
     quality update waits. Start it now (the web idle) and time it through the backlog: its rate
     with --quality-concurrency processes, the scale-out measure (issue 22)."""
     client = redis.Redis.from_url(args.redis_url)
-    with psycopg.connect(url) as conn:
-        labels = conn.execute("SELECT count(*) FROM labeling_annotation").fetchone()[0]
-        decided = "SELECT count(*), coalesce(sum(n_labels), 0) FROM quality_itemconsensus"
-        before = conn.execute(decided).fetchone()
+    decided = "SELECT coalesce(sum(n_labels), 0) FROM quality_itemconsensus"
+
+    def one(sql: str) -> int:
+        with psycopg.connect(url) as conn:
+            row = conn.execute(sql).fetchone()
+        return int(row[0]) if row else 0
+
+    labels = one("SELECT count(*) FROM labeling_annotation")
+    before = one(decided)
     pending = int(client.scard("kyodo:batch:quality.update_items:pending"))
     t0 = time.perf_counter()
     workers = start_workers(
@@ -298,8 +303,7 @@ def drain_backlog(
     seconds = time.perf_counter() - t1
     busy = _busy_seconds() - busy0
     cpu = sum(_cpu_seconds(p) for p in [leader, *_children(leader)]) - cpu0
-    with psycopg.connect(url) as conn:
-        after = conn.execute(decided).fetchone()
+    after = one(decided)
     return {
         "workers": workers,
         "quality_processes": args.quality_concurrency,
@@ -308,7 +312,7 @@ def drain_backlog(
         "workers_started_s": round(started, 1),
         "quality_drained_s": round(seconds, 2),
         "items_per_s": round(pending / seconds, 1),
-        "labels_per_s": round((after[1] - before[1]) / seconds, 1),
+        "labels_per_s": round((after - before) / seconds, 1),
         "quality_worker_cores": round(cpu / seconds, 2),
         "machine_busy_cores": round(busy / seconds, 2),
     }
