@@ -40,7 +40,6 @@ import pstats
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,11 +48,13 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 import psycopg
 import redis
+
+from bench import next_task
+from bench.next_task import db_name, free_port, with_db
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -68,14 +69,6 @@ WORDS = [word for phrase in _PHRASES for word in phrase.split()]
 
 
 # --- setup (not timed) ----------------------------------------------------------------------
-
-
-def with_db(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-def db_name(url: str) -> str:
-    return urlsplit(url).path.lstrip("/")
 
 
 def prepare_template(url: str) -> str:
@@ -101,16 +94,9 @@ def recreate_db(url: str, template: str) -> None:
 def django_env(
     database_url: str, var_dir: Path, extra: dict[str, str] | None = None
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "REDIS_URL")}
-    env.update(
-        DJANGO_SETTINGS_MODULE="config.settings.local",
-        DATABASE_URL=database_url,
-        DJANGO_DEBUG="0",
-        CELERY_TASK_ALWAYS_EAGER="0",
-        LOG_LEVEL="ERROR",
-        KYODO_VAR_DIR=str(var_dir),
-        KYODO_STORE_DIR=str(var_dir / "store"),
-    )
+    """bench.next_task's environment, with the store under `var_dir`."""
+    env = next_task.django_env(database_url, var_dir)
+    env["KYODO_STORE_DIR"] = str(var_dir / "store")
     env.update(extra or {})
     return env
 
@@ -197,12 +183,6 @@ def verify(campaign_id: int, jsonl: Path, n: int) -> dict[str, Any]:
 
 
 # --- the deployed run -----------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
