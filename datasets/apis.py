@@ -77,7 +77,7 @@ class DatasetExportApi(APIView):
             raise ApplicationError(
                 f"unknown format {fmt!r}; one of {sorted(FORMATS)}", code="unknown_format"
             )
-        campaign = labeling_selectors.campaign_get(campaign_id=campaign_id)
+        campaign = labeling_selectors.dataset_campaign_get(campaign_id=campaign_id)
         content_type, render = FORMATS[fmt]
         response = StreamingHttpResponse(render(campaign_id=campaign.pk), content_type=content_type)
         response["Content-Disposition"] = (

@@ -266,8 +266,30 @@ def blob_visible_to(*, user: User, cid: str) -> Item | None:
     return items.filter(Q(campaign__owner=user) | Q(assignments__worker=user)).first()
 
 
+# A campaign's labeled data is offered to buyers once it has been launched (active, paused or
+# closed: never while a draft, including a campaign set back to draft) and has a completed item.
+DATASET_STATUSES = (CampaignStatus.ACTIVE, CampaignStatus.PAUSED, CampaignStatus.CLOSED)
+
+
+def campaign_offers_dataset(campaign: Campaign) -> bool:
+    """Whether buyers may see and export the campaign's dataset: the one home of this rule;
+    `campaigns_with_completed_items` is the same rule as a filter (a test pins the two)."""
+    return campaign.status in DATASET_STATUSES and campaign.completed_count > 0
+
+
 def campaigns_with_completed_items() -> QuerySet[Campaign]:
-    return Campaign.objects.filter(completed_count__gt=0).order_by("-id")
+    """The campaigns whose datasets are offered (`campaign_offers_dataset`), newest first."""
+    return Campaign.objects.filter(status__in=DATASET_STATUSES, completed_count__gt=0).order_by(
+        "-id"
+    )
+
+
+def dataset_campaign_get(*, campaign_id: int) -> Campaign:
+    """The campaign of an offered dataset; 404 for any other (a draft's data is not shown)."""
+    campaign = Campaign.objects.filter(pk=campaign_id).first()
+    if campaign is None or not campaign_offers_dataset(campaign):
+        raise NotFound(f"no dataset for campaign {campaign_id}", code="dataset_not_found")
+    return campaign
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,11 @@ import json
 import pytest
 
 from accounts.models import User
-from labeling.models import Campaign, Item, ItemStatus
+from labeling import selectors as labeling_selectors
+from labeling.models import Campaign, CampaignStatus, Item, ItemStatus
 
 from ..conftest import client_for, streamed
-from ..labeling.factories import ItemFactory
+from ..labeling.factories import CampaignFactory, ItemFactory
 from ..quality.factories import ItemConsensusFactory
 
 pytestmark = pytest.mark.django_db
@@ -93,3 +94,30 @@ def test_schema_documents_every_endpoint(staff: User) -> None:
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content
     assert b"cdn.jsdelivr" not in docs.content
+
+
+def test_a_campaign_set_back_to_draft_is_neither_listed_nor_exported(
+    campaign: Campaign, buyer: User
+) -> None:
+    """Issue 15, item 3: the export read the campaign whatever its status."""
+    completed_items(campaign, 2, decided=2)
+    client = client_for(buyer)
+    assert [d["campaign_id"] for d in client.get("/api/datasets/").json()["results"]] == [
+        campaign.pk
+    ]
+    Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.DRAFT)
+    assert client.get("/api/datasets/").json()["results"] == []
+    response = client.get(f"/api/datasets/{campaign.pk}/export?format=jsonl")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "dataset_not_found"
+
+
+@pytest.mark.parametrize("status", list(CampaignStatus))
+@pytest.mark.parametrize("completed", [0, 3])
+def test_the_dataset_rule_and_its_filter_agree(status: str, completed: int) -> None:
+    campaign = CampaignFactory.create(status=status)
+    Campaign.objects.filter(pk=campaign.pk).update(completed_count=completed)
+    campaign.refresh_from_db()
+    listed = labeling_selectors.campaigns_with_completed_items().filter(pk=campaign.pk).exists()
+    assert labeling_selectors.campaign_offers_dataset(campaign) == listed
+    assert listed == (status != CampaignStatus.DRAFT and completed > 0)
