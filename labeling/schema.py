@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from typing import Any
 
 from core.errors import ApplicationError
@@ -57,10 +58,16 @@ def normalize_schema(raw: Any, *, task_type: str) -> dict[str, Any]:
                 f"class {index}: name must be 1-200 characters", code="invalid_schema"
             )
         name = name.strip()
+        if _has_control(name):
+            # A NUL cannot be stored in PostgreSQL text or jsonb (it was a 500, issue 15).
+            raise ApplicationError(
+                f"class {index}: name must not contain control characters", code="invalid_schema"
+            )
         if name in names:
             raise ApplicationError(f"class {name!r} appears twice", code="invalid_schema")
         hotkey = entry.get("hotkey", str(index + 1) if index < 9 else "")
-        if not isinstance(hotkey, str) or len(hotkey) > 1 or (hotkey and hotkey in hotkeys):
+        bad_hotkey = not isinstance(hotkey, str) or len(hotkey) > 1 or _has_control(hotkey)
+        if bad_hotkey or (hotkey and hotkey in hotkeys):
             raise ApplicationError(
                 f"class {name!r}: hotkey must be one unused character", code="invalid_schema"
             )
@@ -72,6 +79,10 @@ def normalize_schema(raw: Any, *, task_type: str) -> dict[str, Any]:
             hotkeys.add(hotkey)
         out.append({"name": name, "hotkey": hotkey, "color": color})
     return {"classes": out}
+
+
+def _has_control(text: str) -> bool:
+    return any(unicodedata.category(char) == "Cc" for char in text)
 
 
 def validate_value(

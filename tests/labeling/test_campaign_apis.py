@@ -56,6 +56,9 @@ def test_contributor_cannot_create_campaign(contributor: User) -> None:
         ({"reward_per_label": "1e18"}, "reward_per_label"),
         ({"colour": "blue"}, "colour"),
         ({"task_type": "text_spans"}, "not available"),
+        # A NUL cannot be stored in PostgreSQL: it was a 500 (issue 15, item 5).
+        ({"label_schema": ["a\u0000", "b"]}, "control characters"),
+        ({"label_schema": [{"name": "a", "hotkey": "\u0000"}, {"name": "b"}]}, "hotkey"),
     ],
 )
 def test_bad_campaign_input_names_the_problem(
