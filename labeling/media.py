@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from django.http import HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -60,7 +60,8 @@ class MediaApi(APIView):
         try:
             byte_range = _parse_range(request.headers.get("Range", ""), size)
         except ApplicationError:
-            unsatisfiable = HttpResponse(status=416)
+            error = {"code": "range_not_satisfiable", "message": f"the blob has {size} bytes"}
+            unsatisfiable = JsonResponse({"error": error}, status=416)
             unsatisfiable["Content-Range"] = f"bytes */{size}"
             return unsatisfiable
         start, end = byte_range or (0, size)

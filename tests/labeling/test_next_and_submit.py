@@ -187,7 +187,9 @@ def test_media_served_only_to_those_who_may_see_it(campaign: Campaign, contribut
     assert partial.status_code == 206
     assert streamed(partial) == data[1:4]
     assert partial["Content-Range"] == f"bytes 1-3/{len(data)}"
-    assert client.get(task["media_url"], HTTP_RANGE=f"bytes={len(data) + 5}-").status_code == 416
+    unsatisfiable = client.get(task["media_url"], HTTP_RANGE=f"bytes={len(data) + 5}-")
+    assert unsatisfiable.status_code == 416
+    assert unsatisfiable.json()["error"]["code"] == "range_not_satisfiable"  # issue 15, item 8
     assert client.get(task["media_url"], HTTP_IF_NONE_MATCH=f'"{cid}"').status_code == 304
     # An item never leased to this contributor is not theirs to see.
     other = Item.objects.filter(campaign=campaign).exclude(pk=task["item_id"]).get()
