@@ -39,7 +39,6 @@ import platform
 import pstats
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -193,16 +192,8 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[by
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM by PID (warm shutdown), then the process group it leads if anything is left."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    """SIGTERM (warm shutdown), then the process group it leads: bench.next_task's way."""
+    next_task.stop_workers({"process": proc})
 
 
 def wait_for(check: Any, what: str, proc: subprocess.Popen[bytes], log: Path) -> None:
