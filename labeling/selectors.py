@@ -201,11 +201,6 @@ def item_get(*, item_id: int) -> Item:
     return item
 
 
-def item_labels(*, item_id: int) -> list[tuple[int, str]]:
-    """(worker id, label) of every annotation on the item, oldest first."""
-    return items_labels(item_ids=[item_id]).get(item_id, [])
-
-
 def items_labels(*, item_ids: Iterable[int]) -> dict[int, list[tuple[int, str]]]:
     """{item id: (worker id, label) of each of its annotations, oldest first}: one query.
     An item without labels is absent."""

@@ -7,7 +7,7 @@ from .campaigns import campaign_create, campaign_set_status
 from .hot_sql import LEASE_NEXT
 from .imports import import_job_create, import_job_run
 from .ingest import UploadResult, items_upload
-from .items import item_complete, item_set_priority, items_complete, items_set_priority
+from .items import items_complete, items_set_priority
 from .leases import (
     LEASE_LOCK_CLASS,
     leases_expire,
@@ -26,8 +26,6 @@ __all__ = [
     "campaign_set_status",
     "import_job_create",
     "import_job_run",
-    "item_complete",
-    "item_set_priority",
     "items_complete",
     "items_set_priority",
     "items_upload",

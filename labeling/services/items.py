@@ -12,11 +12,6 @@ from django.utils import timezone
 from ..models import Assignment, AssignmentStatus, Campaign, Item, ItemStatus
 
 
-def item_complete(*, item_id: int) -> bool:
-    """Close one item (`items_complete`); False when it was closed already."""
-    return bool(items_complete(item_ids=[item_id]))
-
-
 @transaction.atomic
 def items_complete(*, item_ids: Iterable[int]) -> list[int]:
     """Close items: no more leases, outstanding ones released. Returns the ids it closed (those
@@ -102,10 +97,6 @@ def _give_back_slots(released: Counter[int]) -> None:
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [item_ids, [released[i] for i in item_ids]])
-
-
-def item_set_priority(*, item_id: int, priority: int) -> None:
-    Item.objects.filter(pk=item_id).update(priority=priority)
 
 
 def items_set_priority(*, priorities: Mapping[int, int]) -> int:

@@ -20,10 +20,6 @@ def items_queue_reward(*, item_ids: Iterable[int]) -> None:
         enqueue_on_commit("rewards.account_items", ids)
 
 
-def item_queue_reward(*, item_id: int) -> None:
-    items_queue_reward(item_ids=[item_id])
-
-
 @transaction.atomic
 def items_close_and_queue_reward(*, item_ids: Iterable[int]) -> list[int]:
     """Close the items through labeling (no more leases; outstanding ones released, their slots
@@ -34,8 +30,3 @@ def items_close_and_queue_reward(*, item_ids: Iterable[int]) -> list[int]:
     closed = labeling_services.items_complete(item_ids=ids)
     items_queue_reward(item_ids=ids)
     return closed
-
-
-def item_close_and_queue_reward(*, item_id: int) -> bool:
-    """`items_close_and_queue_reward` of one item: False when it was closed already."""
-    return bool(items_close_and_queue_reward(item_ids=[item_id]))

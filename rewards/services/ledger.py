@@ -118,13 +118,12 @@ def rewards_account_completed(*, after_id: int = 0, batch: int = 1000) -> int:
     """Account every completed item whose consensus id is past ``after_id``; returns new entries.
 
     A catch-up sweep (the demo runs it before its first epoch; an operator after lost task
-    messages): idempotent like :func:`rewards_account_item`, one item per transaction.
+    messages): idempotent like :func:`rewards_account_items`, one batch per transaction.
     """
     created = 0
     while True:
         decisions = quality_selectors.completed_consensus_after(after_id=after_id, limit=batch)
         if not decisions:
             return created
-        for decision in decisions:
-            created += rewards_account_item(item_id=decision.item_id)
+        created += rewards_account_items(item_ids=[d.item_id for d in decisions])
         after_id = decisions[-1].id

@@ -38,7 +38,7 @@ def test_it_closes_the_item_releases_its_leases_and_queues_the_reward(
         leased_until=timezone.now() + timedelta(minutes=5),
     )
 
-    assert closing.item_close_and_queue_reward(item_id=item.pk)
+    assert closing.items_close_and_queue_reward(item_ids=[item.pk]) == [item.pk]
 
     item.refresh_from_db()
     assert item.status == ItemStatus.COMPLETE
@@ -57,8 +57,8 @@ def test_a_closed_item_stays_closed_and_its_reward_is_queued_again(
     sent = _queued(monkeypatch)
     campaign = CampaignFactory.create()
     item = Item.objects.create(campaign=campaign, cid="bafkreiclosed", media_type="image/png")
-    assert closing.item_close_and_queue_reward(item_id=item.pk)
-    assert not closing.item_close_and_queue_reward(item_id=item.pk)
+    assert closing.items_close_and_queue_reward(item_ids=[item.pk]) == [item.pk]
+    assert closing.items_close_and_queue_reward(item_ids=[item.pk]) == []
     assert Campaign.objects.get(pk=campaign.pk).completed_count == 1
     assert sent == [("rewards.account_items", [item.pk])] * 2
 
@@ -68,6 +68,6 @@ def test_a_gold_label_queues_the_reward_without_closing(monkeypatch: pytest.Monk
     item = Item.objects.create(
         campaign=CampaignFactory.create(), cid="bafkreigold", media_type="image/png"
     )
-    closing.item_queue_reward(item_id=item.pk)
+    closing.items_queue_reward(item_ids=[item.pk])
     assert Item.objects.get(pk=item.pk).status == ItemStatus.OPEN
     assert sent == [("rewards.account_items", [item.pk])]
