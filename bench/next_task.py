@@ -23,7 +23,7 @@ after). Contributors answer like people: the item's true class (its id modulo th
 over the run and the seconds they took to drain after it, and the lag from an item's last label to
 its close and to its first ledger row (p50/p99, items whose last label came in the window).
 `--quality closer` measures the web path alone: no worker; a thread closes each item once it has
-its labels, as the quality engine would (the same UPDATE item_complete makes, every 200 ms);
+its labels, as the quality engine would (the same UPDATE items_complete makes, every 200 ms);
 `--quality none`: nothing closes items.
 
 Latency is measured by the client, per call, from sending the request to reading the whole
@@ -579,7 +579,7 @@ class Closer(threading.Thread):
             self.error = exc
 
     def close(self, conn: psycopg.Connection[Any], item_ids: list[int]) -> None:
-        # As labeling.services.item_complete: the item rows (in id order), then the campaign.
+        # As labeling.services.items_complete: the item rows (in id order), then the campaign.
         with conn.transaction():
             rows = conn.execute(
                 "SELECT id FROM labeling_item WHERE id = ANY(%s) AND status = 'open' "
