@@ -54,15 +54,27 @@ def wait_http(url: str, timeout: float = 30.0) -> bool:
 
 
 def stop(children: list[subprocess.Popen[bytes]]) -> None:
+    """Stop every child's whole process group: also when the child itself has died already, for
+    what it started lives on in its group (a dead Celery worker left its beat running, issue 15)."""
     for child in children:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGTERM)
+        _signal_group(child, signal.SIGTERM)
     deadline = time.monotonic() + 10
     for child in children:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
+    for child in children:
+        while _signal_group(child, 0) and time.monotonic() < deadline:
+            time.sleep(0.1)  # the rest of the group finishing its warm shutdown
+        _signal_group(child, signal.SIGKILL)
+
+
+def _signal_group(child: subprocess.Popen[bytes], sig: int) -> bool:
+    """Send `sig` to the group the child leads; False when no process is left in it."""
+    try:
+        os.killpg(child.pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def main() -> int:
