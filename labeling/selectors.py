@@ -215,6 +215,16 @@ def items_labels(*, item_ids: Iterable[int]) -> dict[int, list[tuple[int, str]]]
     return out
 
 
+def items_by_campaign(*, item_ids: Iterable[int]) -> dict[int, list[int]]:
+    """{campaign id: its items among these, in id order}: one query of two columns; missing ids
+    are absent."""
+    out: dict[int, list[int]] = {}
+    rows = Item.objects.filter(pk__in=list(item_ids)).order_by("id").values_list("id", "campaign")
+    for item_id, campaign_id in rows:
+        out.setdefault(campaign_id, []).append(item_id)
+    return out
+
+
 def items_states(*, item_ids: Iterable[int]) -> dict[int, Item]:
     """The items by id, with only what the quality engine decides by: campaign, gold label,
     status and label count (not the text or metadata). One query; missing ids are absent."""

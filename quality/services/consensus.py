@@ -297,10 +297,8 @@ def items_consensus_update(
     are skipped (an item deleted since its label). `request_refit`: False for a refit's own
     re-decisions, which must not ask for another refit.
     """
-    states = labeling_selectors.items_states(item_ids=item_ids)
-    by_campaign: dict[int, list[int]] = {}
-    for item in states.values():
-        by_campaign.setdefault(item.campaign_id, []).append(item.pk)
+    # Only the grouping here; each campaign's transaction reads its items after its locks.
+    by_campaign = labeling_selectors.items_by_campaign(item_ids=item_ids)
     out: dict[int, ItemConsensus] = {}
     for campaign_id in sorted(by_campaign):
         out.update(
